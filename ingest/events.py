@@ -25,6 +25,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
+import orjson
+
 EVENT_TYPES: Final = ("transaction", "login", "device_event", "account_event")
 CHANNELS: Final = ("card_present", "card_not_present", "transfer", "atm", "wallet")
 ACCOUNT_EVENT_KINDS: Final = (
@@ -289,3 +291,30 @@ def event_from_record(record: Mapping[str, Any]) -> Event:
     if geo is not None:
         values["geo"] = Geo(**geo)
     return cls(**values)  # type: ignore[no-any-return]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+_OPTS = orjson.OPT_UTC_Z
+
+
+def encode_event(event: Event) -> bytes:
+    """Serialise an event for the bus: JSON, amounts as decimal strings, extras nested.
+
+    >>> from datetime import timezone
+    >>> encode_event(AccountEvent(event_id="e1", account_id="a1", kind="closed",
+    ...     timestamp=datetime(2026, 10, 1, tzinfo=timezone.utc)))[:60]
+    b'{"event_id":"e1","timestamp":"2026-10-01T00:00:00Z","account'
+    """
+    return orjson.dumps(event, default=_json_default, option=_OPTS)
+
+
+def decode_event(payload: bytes) -> Event:
+    """Inverse of :func:`encode_event`."""
+    return event_from_record(orjson.loads(payload))

@@ -1,0 +1,56 @@
+# Ringfence: `make demo` runs the product on embedded defaults; `make test` runs every test.
+# Both install what they need first (`make setup`), and setup is a no-op when nothing changed.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ringfence-installed
+DATA_DIR ?= var
+PROFILE ?= default
+SEED ?= 7
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint format schemas bench clean help
+
+help:
+	@echo "make demo   - generate data, ingest it, print the reconciled summary (embedded, no servers)"
+	@echo "make test   - lint, then the whole test suite with coverage"
+	@echo "make lint   - ruff (lint + format check) and mypy"
+	@echo "make bench  - the perf/ benchmarks"
+	@echo "make setup  - create .venv and install pinned dependencies (idempotent)"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Ringfence needs Python 3.11" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+demo: setup
+	RINGFENCE_DATA_DIR=$(DATA_DIR) $(BIN)/ringfence demo --profile $(PROFILE) --seed $(SEED)
+
+test: setup lint
+	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:coverage.xml $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schemas: setup
+	$(BIN)/ringfence schemas --out docs/schemas --doc docs/events.md
+
+bench: setup
+	$(BIN)/python perf/ingest_bench.py
+	$(BIN)/python perf/bus_bench.py
+
+clean:
+	rm -rf $(DATA_DIR) .pytest_cache .ruff_cache .mypy_cache coverage.xml .coverage

@@ -1,0 +1,51 @@
+"""Composition: build the embedded (or real) adapters from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ingest.bus import EmbeddedBus
+from ingest.deadletter import DeadLetterStore
+from ingest.dedup import SeenIds
+from ingest.pipeline import EVENTS_TOPIC
+from ingest.validate import Limits, Validator
+from serve.settings import Settings
+
+
+@dataclass(slots=True)
+class IngestRuntime:
+    """What an ingest run needs, opened on one data directory."""
+
+    bus: EmbeddedBus
+    seen: SeenIds
+    dead_letters: DeadLetterStore
+    validator: Validator
+
+
+def make_validator(settings: Settings) -> Validator:
+    """The record validator with the configured plausibility limits."""
+    limits = Limits(
+        max_amount=settings.max_amount,
+        max_future=timedelta(hours=settings.max_future_hours),
+    )
+    return Validator(limits=limits)
+
+
+@contextmanager
+def ingest_runtime(settings: Settings) -> Iterator[IngestRuntime]:
+    """Open the bus, the seen-id index and the dead-letter store; close them after."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    bus = EmbeddedBus(settings.path("bus"))
+    try:
+        seen = SeenIds(settings.path("ingest"), bus, EVENTS_TOPIC)
+        dead_letters = DeadLetterStore(settings.path("deadletter"))
+        try:
+            yield IngestRuntime(bus, seen, dead_letters, make_validator(settings))
+        finally:
+            dead_letters.close()
+            seen.close()
+    finally:
+        bus.close()
