@@ -52,7 +52,10 @@ def _path_getter(path: str) -> Getter:
     parts = path.split(".")
 
     def get(row: Mapping[str, Any]) -> Any:
-        value: Any = row
+        value: Any = row.get(path)  # a flat column named with a dot wins
+        if value is not None:
+            return value
+        value = row
         for part in parts:
             if isinstance(value, Mapping):
                 value = value.get(part)
