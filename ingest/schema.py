@@ -14,7 +14,7 @@ from typing import Any
 from ingest.events import FIELDS, MAX_RECORD_BYTES, FieldSpec
 from ingest.reference import COUNTRIES, CURRENCY_EXPONENTS
 
-_SCHEMA_BASE = "https://ringfence.dev/schemas/"
+_SCHEMA_BASE = "urn:ringfence:schema:"
 
 _COUNTRY = {"type": "string", "enum": sorted(COUNTRIES)}
 
@@ -80,7 +80,7 @@ def json_schema(event_type: str) -> dict[str, Any]:
         props[spec.name] = {**_fragment(spec), "description": spec.doc}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"{_SCHEMA_BASE}{event_type}.schema.json",
+        "$id": f"{_SCHEMA_BASE}{event_type}",
         "title": event_type,
         "description": (
             f"A canonical Ringfence {event_type} event. Fields not listed are kept as extras. "
@@ -113,9 +113,11 @@ def write_schemas(out: Path) -> list[Path]:
     return written
 
 
-_MARK = re.compile(r"(<!-- fields:(\w+) -->\n).*?(\n<!-- /fields -->)", re.S)
+_MARK = re.compile(r"(<!-- fields:(\w+) -->).*?(<!-- /fields -->)", re.S)
 
 
 def refresh_doc(text: str) -> str:
     """Replace each ``<!-- fields:TYPE -->`` ... ``<!-- /fields -->`` block with the table."""
-    return _MARK.sub(lambda m: m.group(1) + field_table(m.group(2)) + m.group(3), text)
+    return _MARK.sub(
+        lambda m: f"{m.group(1)}\n{field_table(m.group(2))}\n{m.group(3)}", text
+    )

@@ -41,7 +41,6 @@ Clock = Callable[[], datetime]
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _utcnow() -> datetime:
@@ -76,6 +75,7 @@ class Validator:
         self._now = now
         self.limits = limits or Limits()
         self._latest = self._now() + self.limits.max_future
+        self._max_amount_f = float(self.limits.max_amount)
         self._checks = {
             "id": self._id,
             "text": self._text,
@@ -93,8 +93,9 @@ class Validator:
         }
         self._plans = {
             name: (
-                tuple((s.name, s, self._checks[s.kind]) for s in specs),
-                frozenset(s.name for s in specs) | {"event_type"},
+                {s.name: (s, self._checks[s.kind]) for s in specs},
+                frozenset(s.name for s in specs if s.required),
+                tuple(s.name for s in specs if s.required),
                 EVENT_CLASSES[name],
             )
             for name, specs in FIELDS.items()
@@ -111,6 +112,7 @@ class Validator:
             RecordRejected: with one :class:`FieldError` per bad field.
         """
         declared = record.get("event_type")
+        n_required = 0
         if event_type is None:
             event_type = declared
             if event_type is None:
@@ -122,40 +124,53 @@ class Validator:
                 reason = f"expected {event_type!r} here, got {declared!r}"
             raise RecordRejected([FieldError("event_type", reason)])
         try:
-            fields, known, cls = self._plans[event_type]
+            fields, required, required_order, cls = self._plans[event_type]
         except KeyError:
             reason = f"unknown event type {event_type!r}; expected one of {list(EVENT_TYPES)}"
             raise RecordRejected([FieldError("event_type", reason)]) from None
+        n_required = len(required)
         values: dict[str, Any] = {}
-        errors: list[FieldError] = []
-        currency = None
-        for name, spec, check in fields:
-            raw = record.get(name)
+        errors: list[FieldError] | None = None
+        extra: dict[str, Any] | None = None
+        amount = None
+        for name, raw in record.items():
+            plan = fields.get(name)
+            if plan is None:
+                if name != "event_type":
+                    if extra is None:
+                        extra = {}
+                    extra[name] = raw
+                continue
             if raw is None or raw == "":
-                if spec.required:
-                    errors.append(FieldError(name, "required field is missing"))
+                continue
+            if name == "amount":
+                amount = raw  # checked last: it needs the currency's minor units
                 continue
             try:
-                if name == "amount":
-                    values[name] = raw  # checked after currency, whose exponent it needs
-                else:
-                    values[name] = check(spec, raw)
-                    if name == "currency":
-                        currency = values[name]
+                values[name] = plan[1](plan[0], raw)
             except ValueError as exc:
+                if errors is None:
+                    errors = []
                 errors.append(FieldError(name, str(exc)))
-        if "amount" in values:
+        if amount is not None:
             try:
-                values["amount"] = self._amount(None, values["amount"], currency)
+                values["amount"] = self._amount(None, amount, values.get("currency"))
             except ValueError as exc:
-                del values["amount"]
+                if errors is None:
+                    errors = []
                 errors.append(FieldError("amount", str(exc)))
+        if len(values) < n_required or not required.issubset(values):
+            bad = {e.field for e in errors} if errors else set()
+            missing = [
+                FieldError(f, "required field is missing")
+                for f in required_order
+                if f not in values and f not in bad
+            ]
+            errors = missing + (errors or [])
         if errors:
             raise RecordRejected(errors)
-        if len(record) > len(values):
-            extra = {k: record[k] for k in record.keys() - known}
-            if extra:
-                values["extra"] = extra
+        if extra is not None:
+            values["extra"] = extra
         return cls(**values)
 
     # -- per-kind checks: return the normalised value or raise ValueError(reason) --
@@ -168,7 +183,7 @@ class Validator:
             raise ValueError(f"expected a string, got {type(v).__name__}")
         if len(v) > spec.max_length:
             raise ValueError(f"longer than {spec.max_length} characters ({len(v)})")
-        if _CONTROL.search(v) or v.strip() != v:
+        if not v.isprintable() or v[0] == " " or v[-1] == " ":
             raise ValueError("contains control characters or surrounding spaces")
         return v
 
@@ -200,7 +215,15 @@ class Validator:
         if kind is float:
             if not math.isfinite(v):
                 raise ValueError(f"must be a finite number, got {v}")
-            d = Decimal(repr(v))
+            text = repr(v)
+            if "e" not in text and 0 < v <= self._max_amount_f:
+                # fast path: a plain decimal literal in range; only the precision to check
+                places = len(text.rstrip("0")) - text.index(".") - 1
+                if currency is not None and places > CURRENCY_EXPONENTS[currency]:
+                    allowed = CURRENCY_EXPONENTS[currency]
+                    raise ValueError(f"{v} has more decimals than {currency} allows ({allowed})")
+                return Decimal(text)
+            d = Decimal(text)
         elif kind is int:
             d = Decimal(v)
         elif kind is str:
@@ -217,13 +240,13 @@ class Validator:
         if d > self.limits.max_amount:
             raise ValueError(f"{v} exceeds the maximum plausible amount {self.limits.max_amount}")
         if currency is not None:
-            places = -d.as_tuple().exponent  # type: ignore[operator]
             allowed = CURRENCY_EXPONENTS[currency]
-            if places > allowed:
-                d2 = d.normalize()
-                if -d2.as_tuple().exponent > allowed:  # type: ignore[operator]
+            if -d.as_tuple().exponent > allowed:  # type: ignore[operator]
+                d = d.normalize()
+                if -d.as_tuple().exponent > allowed:  # type: ignore[operator]
                     raise ValueError(f"{v} has more decimals than {currency} allows ({allowed})")
-                d = d2
+                if d.as_tuple().exponent > 0:  # type: ignore[operator]
+                    d = d.quantize(Decimal(1))  # normalize() turns 1500 into 1.5E+3
         return d
 
     @staticmethod
@@ -259,17 +282,24 @@ class Validator:
         return v
 
     def _geo(self, _spec: FieldSpec, v: Any) -> Geo:
-        if not isinstance(v, Mapping):
-            raise ValueError(f"expected an object {{lat, lon, country}}, got {type(v).__name__}")
-        lat, lon, country = v.get("lat"), v.get("lon"), v.get("country")
-        for label, x, bound in (("lat", lat, 90.0), ("lon", lon, 180.0)):
-            if type(x) not in (int, float):
-                raise ValueError(f"{label}: expected a number, got {type(x).__name__}")
-            if not -bound <= x <= bound:  # also false for NaN
-                raise ValueError(f"{label}: {x} is outside [-{bound:g}, {bound:g}]")
-        if country is not None:
-            country = self._country(_spec, country)
-        return Geo(float(lat), float(lon), country)  # type: ignore[arg-type]
+        if type(v) is not dict:
+            if not isinstance(v, Mapping):
+                raise ValueError(f"expected an object {{lat, lon, country}}, got {type(v).__name__}")
+            v = dict(v)
+        lat = v.get("lat")
+        lon = v.get("lon")
+        if type(lat) is not float and type(lat) is not int:
+            raise ValueError(f"lat: expected a number, got {type(lat).__name__}")
+        if type(lon) is not float and type(lon) is not int:
+            raise ValueError(f"lon: expected a number, got {type(lon).__name__}")
+        if not -90.0 <= lat <= 90.0:  # also false for NaN
+            raise ValueError(f"lat: {lat} is outside [-90, 90]")
+        if not -180.0 <= lon <= 180.0:
+            raise ValueError(f"lon: {lon} is outside [-180, 180]")
+        country = v.get("country")
+        if country is not None and country not in COUNTRIES:
+            raise ValueError(f"unknown ISO 3166-1 alpha-2 country code {str(country)[:16]!r}")
+        return Geo(float(lat), float(lon), country)
 
     @staticmethod
     def _mcc(_spec: FieldSpec, v: Any) -> str:
