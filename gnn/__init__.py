@@ -1,0 +1,1 @@
+"""GNN: features, the GraphSAGE model, training, explanations."""

@@ -1,0 +1,1 @@
+"""Graph: the entity graph store and ring detection."""

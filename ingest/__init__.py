@@ -1,0 +1,1 @@
+"""Ingest: canonical events, source readers, validation, dead letters, the bus."""

@@ -72,8 +72,16 @@ class DeadLetterStore:
         self._keys_fh = keys_path.open("a", encoding="ascii")
         self.added = 0
 
-    def add(self, *, source: str, location: str, raw: Any, raw_encoding: str,
-            event_type: str | None, error: RecordRejected) -> bool:
+    def add(
+        self,
+        *,
+        source: str,
+        location: str,
+        raw: Any,
+        raw_encoding: str,
+        event_type: str | None,
+        error: RecordRejected,
+    ) -> bool:
         """Store one rejected record; returns False when it was already stored."""
         digest = hashlib.blake2b(digest_size=16)
         digest.update(source.encode() + b"\0" + location.encode("utf-8", "replace") + b"\0")

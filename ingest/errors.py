@@ -1,4 +1,7 @@
-"""Ringfence's error hierarchy (every package's errors derive from here)::
+"""Ringfence's error hierarchy: every package's errors derive from here.
+
+::
+
 
     RingfenceError                  base; ``is_retryable()`` says whether trying again may help
     +-- RecordRejected              a record failed validation; carries FieldErrors (not retryable)

@@ -13,8 +13,8 @@ Each type is declared once, as a tuple of :class:`FieldSpec`. The validator
 ``docs/events.md`` are all derived from these declarations, so they cannot drift apart.
 
 Domain objects are plain slotted dataclasses, not frozen (a frozen dataclass costs three times as
-much to build, and ingest builds a hundred thousand a second): treat them as immutable. Fields a source sends that the contract does not
-know are kept, in ``extra``, never rejected.
+much to build, and ingest builds a hundred thousand a second): treat them as immutable. Fields a
+source sends that the contract does not know are kept, in ``extra``, never rejected.
 """
 
 from __future__ import annotations
@@ -81,8 +81,12 @@ TRANSACTION_FIELDS: Final = (
     _f("timestamp", "timestamp", "When it happened, RFC 3339 with a UTC offset.", required=True),
     _f("source", "id", "Id of the bank or gateway that reported it.", required=True),
     _f("account_id", "id", "The paying account.", required=True),
-    _f("amount", "amount", "Amount in `currency`, > 0, at most the currency's minor units.",
-       required=True),
+    _f(
+        "amount",
+        "amount",
+        "Amount in `currency`, > 0, at most the currency's minor units.",
+        required=True,
+    ),
     _f("currency", "currency", "ISO 4217 alphabetic code.", required=True),
     _f("channel", "enum", "How the payment was made.", required=True, choices=CHANNELS),
     _f("card_id", "id", "Card used (a token, never a PAN)."),
@@ -94,8 +98,12 @@ TRANSACTION_FIELDS: Final = (
     _f("email", "email", "E-mail address given with the payment."),
     _f("phone", "phone", "Phone number given with the payment, E.164."),
     _f("billing_address", "text", "Billing address given with the payment.", max_length=512),
-    _f("status", "enum", "Authorisation outcome reported by the source.",
-       choices=("approved", "declined", "reversed")),
+    _f(
+        "status",
+        "enum",
+        "Authorisation outcome reported by the source.",
+        choices=("approved", "declined", "reversed"),
+    ),
 )
 
 LOGIN_FIELDS: Final = (
@@ -132,8 +140,12 @@ ACCOUNT_EVENT_FIELDS: Final = (
     _f("timestamp", "timestamp", "When it happened, RFC 3339 with a UTC offset.", required=True),
     _f("account_id", "id", "The account changed.", required=True),
     _f("kind", "enum", "What changed.", required=True, choices=ACCOUNT_EVENT_KINDS),
-    _f("new_value", "text", "The new e-mail, phone or address, when the kind has one.",
-       max_length=512),
+    _f(
+        "new_value",
+        "text",
+        "The new e-mail, phone or address, when the kind has one.",
+        max_length=512,
+    ),
     _f("source", "id", "System that reported the event."),
     _f("device_id", "id", "Device the change was made from."),
     _f("ip", "ip", "IP address the change was made from."),

@@ -88,8 +88,13 @@ class ExpectationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
-        return {"event_type": self.event_type, "name": self.name, "passed": self.passed,
-                "failures": self.failures, "detail": self.detail}
+        return {
+            "event_type": self.event_type,
+            "name": self.name,
+            "passed": self.passed,
+            "failures": self.failures,
+            "detail": self.detail,
+        }
 
 
 _OBSERVE: dict[str, Callable[[pd.DataFrame], float]] = {}
@@ -101,8 +106,9 @@ def _ratio_check(name: str, observe: Callable[[pd.DataFrame], float], at_most: f
     return pa.Check(lambda df: bool(observe(df) <= at_most), name=name)
 
 
-def _null_rate(column: str, at_most: float, where: Callable[[pd.DataFrame], Any] | None = None,
-               label: str = "") -> pa.Check:
+def _null_rate(
+    column: str, at_most: float, where: Callable[[pd.DataFrame], Any] | None = None, label: str = ""
+) -> pa.Check:
     def observe(df: pd.DataFrame) -> float:
         sub = df[where(df)] if where is not None else df
         return 0.0 if sub.empty else float(sub[column].isna().mean())
@@ -134,12 +140,21 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
         },
         checks=[
             _null_rate("merchant_id", 0.05, _cards, " | card payments"),
-            _null_rate("counterparty_account_id", 0.05,
-                       lambda df: df["channel"] == "transfer", " | transfers"),
-            _null_rate("device_id", 0.5, lambda df: df["channel"] == "card_not_present",
-                       " | card_not_present"),
-            _null_rate("ip", 0.5, lambda df: df["channel"] == "card_not_present",
-                       " | card_not_present"),
+            _null_rate(
+                "counterparty_account_id",
+                0.05,
+                lambda df: df["channel"] == "transfer",
+                " | transfers",
+            ),
+            _null_rate(
+                "device_id",
+                0.5,
+                lambda df: df["channel"] == "card_not_present",
+                " | card_not_present",
+            ),
+            _null_rate(
+                "ip", 0.5, lambda df: df["channel"] == "card_not_present", " | card_not_present"
+            ),
         ],
         strict=False,
     ),
@@ -185,8 +200,9 @@ def run_expectations(collector: ColumnCollector) -> list[ExpectationReport]:
     reports: list[ExpectationReport] = []
     for event_type, cols in collector.columns.items():
         schema = SCHEMAS[event_type]
-        frame = pd.DataFrame({k: pd.Series(v, dtype=float if k == "amount" else object)
-                              for k, v in cols.items()})
+        frame = pd.DataFrame(
+            {k: pd.Series(v, dtype=float if k == "amount" else object) for k, v in cols.items()}
+        )
         for col in ("id", "currency", "channel", "account_id", "kind", "device_id"):
             if col in frame and frame[col].notna().all():
                 frame[col] = frame[col].astype(str)
@@ -211,6 +227,7 @@ def run_expectations(collector: ColumnCollector) -> list[ExpectationReport]:
             else:
                 detail = f"{len(cases)} of {n} fail; e.g. {[str(c) for c in cases[:3]]}"
             failed = 0 if cases is None else (1 if observe is not None else len(cases))
-            reports.append(ExpectationReport(event_type, _label(*key), cases is None, failed,
-                                             detail))
+            reports.append(
+                ExpectationReport(event_type, _label(*key), cases is None, failed, detail)
+            )
     return reports

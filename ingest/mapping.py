@@ -13,9 +13,10 @@ costs a few dictionary look-ups.
 ...     "source": {"const": "gw_x"},
 ...     "geo.lat": {"from": "Lat", "type": "float"},
 ... })
->>> fm.apply({"Ref": "r1", "When": "31/10/2026 09:30", "Cents": "1250", "Ccy": "GBP",
-...           "Type": "ECOM", "Lat": "51.5", "Shop": "s9"})
-{'txn_id': 'r1', 'timestamp': '2026-10-31T09:30:00+00:00', 'currency': 'GBP', 'channel': 'card_not_present', 'source': 'gw_x', 'geo': {'lat': 51.5}, 'amount': '12.50', 'Shop': 's9'}
+>>> row = fm.apply({"Ref": "r1", "When": "31/10/2026 09:30", "Cents": "1250", "Ccy": "GBP",
+...                 "Type": "ECOM", "Lat": "51.5", "Shop": "s9"})
+>>> row["timestamp"], row["amount"], row["channel"], row["geo"], row["Shop"]
+('2026-10-31T09:30:00+00:00', '12.50', 'card_not_present', {'lat': 51.5}, 's9')
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _time_converter(fmt: str | None, tz_name: str | None) -> Callable[[Any], Any
         if type(v) is not str:
             return v
         try:
-            ts = datetime.strptime(v, fmt) if fmt else datetime.fromisoformat(v)
+            ts = datetime.strptime(v, fmt) if fmt else datetime.fromisoformat(v)  # noqa: DTZ007
         except ValueError:
             raise _Invalid(f"{v[:40]!r} does not match the declared format {fmt!r}") from None
         if ts.tzinfo is None and tz is not None:
@@ -201,7 +202,13 @@ class FieldMap:
         for target, one in spec.items():
             getter, conv, minor = _compile_one(str(target), one)
             compiled.append((str(target), getter, conv, minor))
-            src = one if isinstance(one, str) else one.get("from") if isinstance(one, Mapping) else None
+            src = (
+                one
+                if isinstance(one, str)
+                else one.get("from")
+                if isinstance(one, Mapping)
+                else None
+            )
             if isinstance(src, str):
                 consumed.add(src.split(".")[0])
         return cls(compiled, frozenset(consumed), keep_unmapped)

@@ -13,6 +13,7 @@ is returned; a mismatch raises :class:`ReconciliationError` (a bug, never silent
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 from ingest.deadletter import DeadLetterStore
 from ingest.dedup import SeenIds
-from ingest.errors import RecordRejected, ReconciliationError
+from ingest.errors import ReconciliationError, RecordRejected
 from ingest.events import encode_event
 from ingest.expectations import ColumnCollector, ExpectationReport, run_expectations
 from ingest.sources import SourceSpec, format_location, raw_for_storage
@@ -33,8 +34,12 @@ EVENTS_TOPIC = "events"
 class Appender(Protocol):
     """What ingest needs of the bus."""
 
-    def append(self, topic: str, payloads: list[bytes], keys: list[str | None] | None = None,
-               ) -> int: ...
+    def append(
+        self,
+        topic: str,
+        payloads: list[bytes],
+        keys: list[str | None] | None = None,
+    ) -> int: ...
 
 
 @dataclass(slots=True)
@@ -112,6 +117,42 @@ class IngestSummary:
         }
 
 
+class _Batch:
+    """Accepted events waiting to be appended to the bus together."""
+
+    def __init__(self, bus: Appender, seen: SeenIds, collector: ColumnCollector | None) -> None:
+        self.bus = bus
+        self.seen = seen
+        self.collector = collector
+        self.payloads: list[bytes] = []
+        self.keys: list[str | None] = []
+        self.ids: list[str] = []
+        self.events: list[Any] = []
+        self.pending: set[str] = set()
+
+    def add(self, dedup_key: str, event: Any) -> None:
+        """Queue one accepted event."""
+        self.pending.add(dedup_key)
+        self.ids.append(dedup_key)
+        self.payloads.append(encode_event(event))
+        self.keys.append(getattr(event, "account_id", None) or getattr(event, "device_id", None))
+        self.events.append(event)
+
+    def flush(self) -> None:
+        """Append to the bus, then record the ids as seen (the bus first: it is the truth)."""
+        if not self.payloads:
+            return
+        last = self.bus.append(EVENTS_TOPIC, self.payloads, self.keys)
+        self.seen.add_many(self.ids, last + 1)
+        if self.collector is not None:
+            self.collector.add(self.events)
+        self.payloads = []
+        self.keys = []
+        self.ids = []
+        self.events = []
+        self.pending.clear()
+
+
 def ingest(
     specs: Iterable[SourceSpec],
     *,
@@ -140,87 +181,74 @@ def ingest(
     started = time.perf_counter()
     last_report = started
     results: dict[str, SourceCounts] = {}
-    end_offset = -1
     validate = validator.validate
-    for spec in specs:
-        counts = results.setdefault(spec.name, SourceCounts())
-        counts.files += len(spec.paths)
-        collector = ColumnCollector() if check_expectations else None
-        payloads: list[bytes] = []
-        keys: list[str | None] = []
-        batch_ids: list[str] = []
-        batch_events: list[Any] = []
-        in_batch: set[str] = set()
-        seen_ids = seen.ids
-
-        def flush() -> None:
-            nonlocal end_offset
-            if payloads:
-                end_offset = bus.append("events", payloads, keys)
-                seen.add_many(batch_ids, end_offset + 1)
-                if collector is not None:
-                    collector.add(batch_events)
-                payloads.clear()
-                keys.clear()
-                batch_ids.clear()
-                batch_events.clear()
-                in_batch.clear()
-
-        for location, raw, record, error, event_type in spec.read():
-            counts.received += 1
-            if error is None:
-                try:
-                    event = validate(record, event_type=event_type)  # type: ignore[arg-type]
-                except RecordRejected as exc:
-                    error = exc
-            if error is not None:
-                counts.rejected += 1
-                counts.rejected_by_field[error.errors[0].field] += 1
-                stored, encoding = raw_for_storage(raw)
-                dead_letters.add(
-                    source=spec.name,
-                    location=format_location(location),
-                    raw=stored,
-                    raw_encoding=encoding,
-                    event_type=event_type or (record or {}).get("event_type"),
-                    error=error,
+    seen_ids = seen.ids
+    gc_threshold = gc.get_threshold()
+    # Ingest allocates a few objects per record and frees them a batch later; the default
+    # collector threshold would run a generation-0 scan every 700 of them, for nothing.
+    gc.set_threshold(max(gc_threshold[0], 50_000), *gc_threshold[1:])
+    try:
+        for spec in specs:
+            validator.refresh_clock()
+            counts = results.setdefault(spec.name, SourceCounts())
+            counts.files += len(spec.paths)
+            collector = ColumnCollector() if check_expectations else None
+            batch = _Batch(bus, seen, collector)
+            for location, raw, record, error, event_type in spec.read():
+                counts.received += 1
+                if error is None:
+                    try:
+                        event = validate(record, event_type=event_type)  # type: ignore[arg-type]
+                    except RecordRejected as exc:
+                        error = exc
+                if error is not None:
+                    counts.rejected += 1
+                    counts.rejected_by_field[error.errors[0].field] += 1
+                    stored, encoding = raw_for_storage(raw)
+                    dead_letters.add(
+                        source=spec.name,
+                        location=format_location(location),
+                        raw=stored,
+                        raw_encoding=encoding,
+                        event_type=event_type or (record or {}).get("event_type"),
+                        error=error,
+                    )
+                    continue
+                et = event.event_type
+                key = f"{et}:{event.txn_id if et == 'transaction' else event.event_id}"
+                if key in seen_ids or key in batch.pending:
+                    counts.duplicates += 1
+                    continue
+                batch.add(key, event)
+                counts.accepted += 1
+                counts.accepted_by_type[et] += 1
+                if len(batch.payloads) >= batch_size:
+                    batch.flush()
+                    now = time.perf_counter()
+                    if progress is not None and now - last_report > progress_every_s:
+                        last_report = now
+                        rate = sum(c.received for c in results.values()) / (now - started)
+                        progress(f"{spec.name}: {counts.received:,} records ({rate:,.0f}/s)")
+            batch.flush()
+            dead_letters.flush()
+            if collector is not None:
+                counts.expectations = run_expectations(collector)
+            if not counts.reconciles():
+                raise ReconciliationError(
+                    f"source {spec.name!r}: accepted {counts.accepted} + rejected "
+                    f"{counts.rejected} + duplicates {counts.duplicates} != received "
+                    f"{counts.received}"
                 )
-                continue
-            et = event.event_type
-            dedup_key = f"{et}:{event.txn_id if et == 'transaction' else event.event_id}"
-            if dedup_key in seen_ids or dedup_key in in_batch:
-                counts.duplicates += 1
-                continue
-            in_batch.add(dedup_key)
-            batch_ids.append(dedup_key)
-            payloads.append(encode_event(event))
-            keys.append(getattr(event, "account_id", None) or getattr(event, "device_id", None))
-            batch_events.append(event)
-            counts.accepted += 1
-            counts.accepted_by_type[et] += 1
-            if len(payloads) >= batch_size:
-                flush()
-                if progress is not None and time.perf_counter() - last_report > progress_every_s:
-                    last_report = time.perf_counter()
-                    rate = sum(c.received for c in results.values()) / (last_report - started)
-                    progress(f"{spec.name}: {counts.received:,} records ({rate:,.0f} records/s)")
-        flush()
-        dead_letters.flush()
-        if collector is not None:
-            counts.expectations = run_expectations(collector)
-        if not counts.reconciles():
-            raise ReconciliationError(
-                f"source {spec.name!r}: accepted {counts.accepted} + rejected {counts.rejected} "
-                f"+ duplicates {counts.duplicates} != received {counts.received}"
-            )
-        if progress is not None:
-            progress(
-                f"{spec.name}: {counts.received:,} received, {counts.accepted:,} accepted, "
-                f"{counts.rejected:,} rejected, {counts.duplicates:,} duplicates"
-            )
+            if progress is not None:
+                progress(
+                    f"{spec.name}: {counts.received:,} received, {counts.accepted:,} accepted, "
+                    f"{counts.rejected:,} rejected, {counts.duplicates:,} duplicates"
+                )
+    finally:
+        gc.set_threshold(*gc_threshold)
     return IngestSummary(
         sources=results,
         elapsed_s=time.perf_counter() - started,
-        bus_end_offset=end_offset + 1,
+        bus_end_offset=bus.end_offset(EVENTS_TOPIC),
         dead_letters_added=dead_letters.added,
     )

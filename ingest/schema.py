@@ -118,6 +118,4 @@ _MARK = re.compile(r"(<!-- fields:(\w+) -->).*?(<!-- /fields -->)", re.S)
 
 def refresh_doc(text: str) -> str:
     """Replace each ``<!-- fields:TYPE -->`` ... ``<!-- /fields -->`` block with the table."""
-    return _MARK.sub(
-        lambda m: f"{m.group(1)}\n{field_table(m.group(2))}\n{m.group(3)}", text
-    )
+    return _MARK.sub(lambda m: f"{m.group(1)}\n{field_table(m.group(2))}\n{m.group(3)}", text)

@@ -134,8 +134,16 @@ class SourceSpec:
             raise SourceError(f"manifest: {where}: authlog sources need 'patterns'")
         options = {
             k: entry[k]
-            for k in ("delimiter", "quotechar", "encoding", "table", "query", "key", "items",
-                      "type_field")
+            for k in (
+                "delimiter",
+                "quotechar",
+                "encoding",
+                "table",
+                "query",
+                "key",
+                "items",
+                "type_field",
+            )
             if k in entry
         }
         return cls(name, fmt, paths, event_type, fields, options, types, patterns)
@@ -181,8 +189,11 @@ def autodetect(path: Path) -> list[SourceSpec]:
         if chosen:
             fields = FieldMap.compile(canonical_csv_fields("transaction")) if fmt == "csv" else None
             et = "transaction" if fmt == "csv" else None
-            specs.append(SourceSpec(path.stem if path.is_file() else f"{path.name}_{fmt}", fmt,
-                                    chosen, et, fields))
+            specs.append(
+                SourceSpec(
+                    path.stem if path.is_file() else f"{path.name}_{fmt}", fmt, chosen, et, fields
+                )
+            )
     if not specs:
         raise SourceError(f"{path}: unsupported file type (expected .jsonl or .csv)")
     return specs
@@ -195,16 +206,18 @@ def _decode_error(raw: bytes) -> RecordRejected:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _reject(RECORD, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
-                               f"{exc.start})")
+        return _reject(
+            RECORD, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        )
     return _reject(RECORD, "unreadable record")
 
 
 def parse_json_record(raw: bytes) -> tuple[dict[str, Any] | None, RecordRejected | None]:
     """Parse one JSON object, or say why it is not one (size, UTF-8, syntax, not an object)."""
     if len(raw) > MAX_RECORD_BYTES:
-        return None, _reject(RECORD, f"record of {len(raw)} bytes exceeds the "
-                                     f"{MAX_RECORD_BYTES} byte limit")
+        return None, _reject(
+            RECORD, f"record of {len(raw)} bytes exceeds the {MAX_RECORD_BYTES} byte limit"
+        )
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -254,10 +267,12 @@ def _read_csv(spec: SourceSpec, path: Path) -> Iterator[Item]:
     mapper = spec.fields
     assert mapper is not None
     opts = spec.options
-    with path.open("r", encoding=opts.get("encoding", "utf-8"), errors="surrogateescape",
-                   newline="") as fh:
-        reader = csv.reader(fh, delimiter=opts.get("delimiter", ","),
-                            quotechar=opts.get("quotechar", '"'))
+    with path.open(
+        "r", encoding=opts.get("encoding", "utf-8"), errors="surrogateescape", newline=""
+    ) as fh:
+        reader = csv.reader(
+            fh, delimiter=opts.get("delimiter", ","), quotechar=opts.get("quotechar", '"')
+        )
         header = next(reader, None)
         if header is None:
             yield _empty_file(path)
@@ -270,21 +285,37 @@ def _read_csv(spec: SourceSpec, path: Path) -> Iterator[Item]:
             seen_any = True
             raw = row
             if len(row) != width:
-                yield (name, rowno), raw, None, _reject(
-                    RECORD, f"wrong column count: expected {width} columns, got {len(row)}"
-                ), spec.event_type
+                yield (
+                    (name, rowno),
+                    raw,
+                    None,
+                    _reject(
+                        RECORD, f"wrong column count: expected {width} columns, got {len(row)}"
+                    ),
+                    spec.event_type,
+                )
                 continue
             if not _text_fields_ok(row):
                 enc = ",".join(row).encode("utf-8", "surrogateescape")
                 yield (name, rowno), enc, None, _decode_error(enc), spec.event_type
                 continue
             if sum(map(len, row)) > MAX_RECORD_BYTES:
-                yield (name, rowno), raw, None, _reject(
-                    RECORD, f"row exceeds the {MAX_RECORD_BYTES} byte limit"), spec.event_type
+                yield (
+                    (name, rowno),
+                    raw,
+                    None,
+                    _reject(RECORD, f"row exceeds the {MAX_RECORD_BYTES} byte limit"),
+                    spec.event_type,
+                )
                 continue
             try:
-                yield (name, rowno), raw, mapper.apply(dict(zip(header, row, strict=True))), \
-                    None, spec.event_type
+                yield (
+                    (name, rowno),
+                    raw,
+                    mapper.apply(dict(zip(header, row, strict=True))),
+                    None,
+                    spec.event_type,
+                )
             except RecordRejected as exc:
                 yield (name, rowno), raw, None, exc, spec.event_type
         if not seen_any:
@@ -301,7 +332,8 @@ def _read_sqlite(spec: SourceSpec, path: Path) -> Iterator[Item]:
         table = str(opts.get("table", "transactions"))
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
             raise SourceError(f"source {spec.name!r}: invalid table name {table!r}")
-        query = f'SELECT {"rowid AS rowid, " if key == "rowid" else ""}* FROM "{table}"'
+        # the table name is checked against an identifier pattern above
+        query = f'SELECT {"rowid AS rowid, " if key == "rowid" else ""}* FROM "{table}"'  # noqa: S608
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as exc:
@@ -319,8 +351,13 @@ def _read_sqlite(spec: SourceSpec, path: Path) -> Iterator[Item]:
             if key == "rowid":
                 data.pop("rowid", None)
             if not _text_fields_ok([v for v in data.values() if isinstance(v, str)]):
-                yield loc, data, None, _reject(RECORD, "not valid UTF-8 text in a column"), \
-                    spec.event_type
+                yield (
+                    loc,
+                    data,
+                    None,
+                    _reject(RECORD, "not valid UTF-8 text in a column"),
+                    spec.event_type,
+                )
                 continue
             try:
                 record = mapper.apply(data) if mapper is not None else data
@@ -344,8 +381,11 @@ def _read_documents(spec: SourceSpec, path: Path) -> Iterator[Item]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        err = _decode_error(raw) if "UTF-8" in str(exc) else _reject(
-            RECORD, f"truncated or invalid JSON document: {exc}")
+        err = (
+            _decode_error(raw)
+            if "UTF-8" in str(exc)
+            else _reject(RECORD, f"truncated or invalid JSON document: {exc}")
+        )
         yield name, raw[:MAX_RECORD_BYTES], None, err, None
         return
     if type(doc) is not dict:
@@ -356,8 +396,13 @@ def _read_documents(spec: SourceSpec, path: Path) -> Iterator[Item]:
     for part in items_path.split("."):
         items = items.get(part) if isinstance(items, dict) else None
     if not isinstance(items, list):
-        yield name, raw[:MAX_RECORD_BYTES], None, _reject(
-            items_path, "expected a list of events in the document"), None
+        yield (
+            name,
+            raw[:MAX_RECORD_BYTES],
+            None,
+            _reject(items_path, "expected a list of events in the document"),
+            None,
+        )
         return
     type_field = str(spec.options["type_field"])
     for i, item in enumerate(items):
@@ -368,14 +413,26 @@ def _read_documents(spec: SourceSpec, path: Path) -> Iterator[Item]:
         kind = item.get(type_field)
         mapping = spec.types.get(str(kind))
         if mapping is None:
-            yield loc, item, None, _reject(
-                type_field, f"unknown item type {str(kind)[:40]!r}; expected one of "
-                            f"{sorted(spec.types)}"), None
+            yield (
+                loc,
+                item,
+                None,
+                _reject(
+                    type_field,
+                    f"unknown item type {str(kind)[:40]!r}; expected one of {sorted(spec.types)}",
+                ),
+                None,
+            )
             continue
         event_type, mapper = mapping
         if len(orjson.dumps(item)) > MAX_RECORD_BYTES:
-            yield loc, item, None, _reject(RECORD, f"item exceeds {MAX_RECORD_BYTES} bytes"), \
-                event_type
+            yield (
+                loc,
+                item,
+                None,
+                _reject(RECORD, f"item exceeds {MAX_RECORD_BYTES} bytes"),
+                event_type,
+            )
             continue
         try:
             yield loc, item, mapper.apply({**item, DOC_KEY: doc}), None, event_type
@@ -395,8 +452,13 @@ def _read_authlog(spec: SourceSpec, path: Path) -> Iterator[Item]:
             seen_any = True
             loc = (name, lineno)
             if len(line) > MAX_RECORD_BYTES:
-                yield loc, line[:MAX_RECORD_BYTES], None, _reject(
-                    RECORD, f"line exceeds {MAX_RECORD_BYTES} bytes"), None
+                yield (
+                    loc,
+                    line[:MAX_RECORD_BYTES],
+                    None,
+                    _reject(RECORD, f"line exceeds {MAX_RECORD_BYTES} bytes"),
+                    None,
+                )
                 continue
             try:
                 text = line.decode("utf-8")
@@ -413,8 +475,13 @@ def _read_authlog(spec: SourceSpec, path: Path) -> Iterator[Item]:
                         yield loc, text, None, exc, pattern.event_type
                     break
             else:
-                yield loc, text, None, _reject(
-                    RECORD, f"line matches no pattern of source {spec.name!r}"), None
+                yield (
+                    loc,
+                    text,
+                    None,
+                    _reject(RECORD, f"line matches no pattern of source {spec.name!r}"),
+                    None,
+                )
     if not seen_any:
         yield _empty_file(path)
 

@@ -1,4 +1,4 @@
-"""Validation of raw records into canonical events, with field-level reasons.
+r"""Validation of raw records into canonical events, with field-level reasons.
 
 A :class:`Validator` turns a mapping (parsed JSON, a mapped CSV row, a SQL row...) into one of
 the event dataclasses of :mod:`ingest.events`, or raises :class:`RecordRejected` listing every
@@ -17,8 +17,10 @@ JSON Schema files are the same rules.
 ...         "source": "bank_a", "account_id": "a1", "amount": -3, "currency": "XXX",
 ...         "channel": "card_present"}, event_type="transaction")
 ... except RecordRejected as e:
-...     print(e)
-timestamp: timezone offset required (naive timestamp '2026-10-31T10:00:00'); currency: unknown ISO 4217 currency 'XXX'; amount: must be > 0, got -3
+...     print(*e.errors, sep="\n")
+timestamp: timezone offset required (naive timestamp '2026-10-31T10:00:00')
+currency: unknown ISO 4217 currency 'XXX'
+amount: must be > 0, got -3
 """
 
 from __future__ import annotations
@@ -284,7 +286,9 @@ class Validator:
     def _geo(self, _spec: FieldSpec, v: Any) -> Geo:
         if type(v) is not dict:
             if not isinstance(v, Mapping):
-                raise ValueError(f"expected an object {{lat, lon, country}}, got {type(v).__name__}")
+                raise ValueError(
+                    f"expected an object {{lat, lon, country}}, got {type(v).__name__}"
+                )
             v = dict(v)
         lat = v.get("lat")
         lon = v.get("lon")

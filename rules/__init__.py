@@ -1,0 +1,1 @@
+"""Rules: the rule language, rule sets and the decision policy."""

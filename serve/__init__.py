@@ -1,0 +1,1 @@
+"""Serve: settings, wiring, the command line and (later) the HTTP API."""

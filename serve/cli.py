@@ -42,8 +42,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             profile[key] = getattr(args, key)
     start = date.fromisoformat(args.start) if args.start else profile.get("start")
-    kwargs: dict[str, Any] = {"seed": args.seed, "days": profile["days"],
-                              "accounts": profile["accounts"]}
+    kwargs: dict[str, Any] = {
+        "seed": args.seed,
+        "days": profile["days"],
+        "accounts": profile["accounts"],
+    }
     if start is not None:
         kwargs["start"] = start
     report = generate(Path(args.out), progress=None if args.quiet else _eprint, **kwargs)
@@ -61,7 +64,9 @@ def _as_dict(obj: Any) -> Any:
     return obj
 
 
-def run_ingest(settings: Settings, path: Path, *, expectations: bool, quiet: bool) -> dict[str, Any]:
+def run_ingest(
+    settings: Settings, path: Path, *, expectations: bool, quiet: bool
+) -> dict[str, Any]:
     """Ingest ``path`` into the data directory; returns the summary as a dict."""
     from ingest.pipeline import ingest
     from ingest.sources import autodetect
@@ -87,8 +92,9 @@ def run_ingest(settings: Settings, path: Path, *, expectations: bool, quiet: boo
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest a folder (with sources.yaml) or a single JSONL/CSV file."""
-    result = run_ingest(_settings(args), Path(args.path), expectations=not args.no_expectations,
-                        quiet=args.quiet)
+    result = run_ingest(
+        _settings(args), Path(args.path), expectations=not args.no_expectations, quiet=args.quiet
+    )
     print(json.dumps(result, indent=2))
     return 0
 
@@ -133,23 +139,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not (data / "sources.yaml").exists():
         _eprint(f"generating the {args.profile} data set (seed {args.seed}) into {data} ...")
         profile = PROFILES[args.profile]
-        generate(data, seed=args.seed, days=profile["days"], accounts=profile["accounts"],
-                 progress=_eprint)
+        generate(
+            data,
+            seed=args.seed,
+            days=profile["days"],
+            accounts=profile["accounts"],
+            progress=_eprint,
+        )
     t1 = time.perf_counter()
     _eprint(f"ingesting {data} ...")
     result = run_ingest(settings, data, expectations=True, quiet=False)
     t2 = time.perf_counter()
     print(json.dumps(result, indent=2))
     _print_table(result)
-    print(f"\ngenerate {t1 - t0:.1f} s, ingest {t2 - t1:.1f} s; "
-          f"dead letters: ringfence deadletter --data-dir {settings.data_dir} --limit 5")
+    print(
+        f"\ngenerate {t1 - t0:.1f} s, ingest {t2 - t1:.1f} s; "
+        f"dead letters: ringfence deadletter --data-dir {settings.data_dir} --limit 5"
+    )
     return 0
 
 
 def _print_table(result: dict[str, Any]) -> None:
     cols = ("received", "accepted", "rejected", "duplicates", "reconciled")
     print(f"\n{'source':<22}" + "".join(f"{c:>12}" for c in cols))
-    rows = list(result["sources"].items()) + [("TOTAL", result["totals"])]
+    rows = [*result["sources"].items(), ("TOTAL", result["totals"])]
     for name, c in rows:
         print(f"{name:<22}" + "".join(f"{c[k]!s:>12}" for k in cols))
     failed = result.get("expectations_failed", [])
@@ -165,8 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--data-dir", type=Path, default=None,
-                       help="state folder (default $RINGFENCE_DATA_DIR or ./var)")
+        p.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="state folder (default $RINGFENCE_DATA_DIR or ./var)",
+        )
         p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
         p.set_defaults(func=func)
         return p

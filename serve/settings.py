@@ -23,15 +23,20 @@ class Settings(BaseSettings):
         description="Folder of all embedded state: bus log, stores, dead letters, models.",
     )
     max_amount: Decimal = Field(
-        default=Decimal("1000000000"), gt=0,
+        default=Decimal("1000000000"),
+        gt=0,
         description="Amounts above this, in any currency, are rejected as implausible.",
     )
     max_future_hours: float = Field(
-        default=24.0, ge=0,
+        default=24.0,
+        ge=0,
         description="How far in the future a timestamp may be (clock skew allowance).",
     )
     ingest_batch_size: int = Field(
-        default=5000, ge=1, le=100_000, description="Events appended to the bus per write.",
+        default=5000,
+        ge=1,
+        le=100_000,
+        description="Events appended to the bus per write.",
     )
 
     def path(self, *parts: str) -> Path:

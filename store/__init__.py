@@ -1,0 +1,1 @@
+"""Store: transaction, decision, case and audit stores; field encryption."""

@@ -31,6 +31,12 @@ def test_events_doc_tables_are_current():
 def test_required_fields_match_the_validator():
     schema = json_schema("transaction")
     assert schema["required"] == [
-        "txn_id", "timestamp", "source", "account_id", "amount", "currency", "channel"
+        "txn_id",
+        "timestamp",
+        "source",
+        "account_id",
+        "amount",
+        "currency",
+        "channel",
     ]
     assert schema["additionalProperties"] is True

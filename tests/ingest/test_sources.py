@@ -155,7 +155,9 @@ sources:
     path: auth/*.log
     patterns:
       - name: ok
-        regex: '^(?P<ts>\\S+) authd: LOGIN_OK req=(?P<req>\\S+) user=(?P<user>\\S+) mfa=(?P<mfa>\\S+)$'
+        regex: >-
+          ^(?P<ts>\\S+) authd: LOGIN_OK req=(?P<req>\\S+) user=(?P<user>\\S+)
+          mfa=(?P<mfa>\\S+)$
         event_type: login
         fields:
           event_id: req
@@ -177,16 +179,22 @@ def manifest_dir(tmp_path):
         "r3;2026-07-31;c1;1;GBP;POS;T9\n",
     )
     db = sqlite3.connect(tmp_path / "core.db")
-    db.execute("CREATE TABLE transactions (id INTEGER PRIMARY KEY, ref, booked_ms, acct, cpty, "
-               "amt, ccy)")
+    db.execute(
+        "CREATE TABLE transactions (id INTEGER PRIMARY KEY, ref, booked_ms, acct, cpty, amt, ccy)"
+    )
     db.execute("INSERT INTO transactions VALUES (7, 'x1', 1790000000000, 'a1', 'a2', 25.5, 'EUR')")
     db.commit()
     db.close()
     doc = {
         "account": {"id": "w1"},
         "activity": [
-            {"kind": "pay", "id": "p1", "at": "2026-10-01T10:00:00Z",
-             "value": {"amount": "3.10", "currency": "EUR"}, "merchant": "m1"},
+            {
+                "kind": "pay",
+                "id": "p1",
+                "at": "2026-10-01T10:00:00Z",
+                "value": {"amount": "3.10", "currency": "EUR"},
+                "merchant": "m1",
+            },
             {"kind": "signin", "id": "s1", "at": "2026-10-01T09:59:00Z", "ok": "yes", "mfa": "0"},
             {"kind": "refund", "id": "z1"},
         ],
@@ -230,8 +238,9 @@ def test_manifest_sources_map_to_canonical_fields(manifest_dir):
     assert wallet[1][2]["mfa_used"] is False
     assert wallet[1][4] == "login"
     assert wallet[2][0] == "w1.json:activity[2]"
-    assert errors_of(wallet) == [("kind", "unknown item type 'refund'; expected one of "
-                                          "['pay', 'signin']")]
+    assert errors_of(wallet) == [
+        ("kind", "unknown item type 'refund'; expected one of ['pay', 'signin']")
+    ]
     auth = read_all(specs["auth"])
     assert len(auth) == 2
     assert auth[0][2]["mfa_used"] is True
@@ -244,10 +253,16 @@ def test_manifest_sources_map_to_canonical_fields(manifest_dir):
         ("- {format: csv, path: x}", "'name' is required"),
         ("- {name: a, format: xml, path: x}", "format must be one of"),
         ("- {name: a, format: csv, path: x}", "csv sources need an 'event_type'"),
-        ("- {name: a, format: csv, path: x, event_type: transaction, fields: {amount: {frm: A}}}",
-         "unknown keys ['frm']"),
-        ("- {name: a, format: csv, path: x, event_type: transaction, "
-         "fields: {timestamp: {from: T, timezone: Mars/Base}}}", "unknown timezone"),
+        (
+            "- {name: a, format: csv, path: x, event_type: transaction, "
+            "fields: {amount: {frm: A}}}",
+            "unknown keys ['frm']",
+        ),
+        (
+            "- {name: a, format: csv, path: x, event_type: transaction, "
+            "fields: {timestamp: {from: T, timezone: Mars/Base}}}",
+            "unknown timezone",
+        ),
         ("- {name: a, format: authlog, path: x}", "authlog sources need 'patterns'"),
     ],
 )

@@ -188,9 +188,10 @@ def test_login_booleans(validator):
     assert isinstance(event, Login)
     assert event.success is True
     assert event.mfa_used is False
-    assert "expected true or false" in rejected(
-        validator, {**base, "success": "maybe", "mfa_used": False}, "login"
-    )["success"]
+    assert (
+        "expected true or false"
+        in rejected(validator, {**base, "success": "maybe", "mfa_used": False}, "login")["success"]
+    )
 
 
 def test_numeric_ids_are_accepted_as_strings(validator):
