@@ -39,7 +39,13 @@ class Appender(Protocol):
         topic: str,
         payloads: list[bytes],
         keys: list[str | None] | None = None,
-    ) -> int: ...
+    ) -> int:
+        """Append payloads durably; return the offset of the last one."""
+        ...
+
+    def end_offset(self, topic: str) -> int:
+        """The offset the next append will get."""
+        ...
 
 
 @dataclass(slots=True)
