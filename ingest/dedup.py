@@ -69,6 +69,10 @@ class SeenIds:
         """Record ``keys`` as accepted; the bus is known to hold them below ``covered_offset``."""
         keys = list(keys)
         self.ids.update(keys)
+        self.persist(keys, covered_offset)
+
+    def persist(self, keys: list[str], covered_offset: int) -> None:
+        """Write ``keys`` (already in :attr:`ids`) to the id file; the bus holds them."""
         if keys:
             self._fh.write("\n".join(keys) + "\n")
             self._fh.flush()

@@ -12,21 +12,22 @@ Each type is declared once, as a tuple of :class:`FieldSpec`. The validator
 (:mod:`ingest.validate`), the JSON Schema files (``docs/schemas/``) and the field tables of
 ``docs/events.md`` are all derived from these declarations, so they cannot drift apart.
 
-Domain objects are plain slotted dataclasses, not frozen (a frozen dataclass costs three times as
-much to build, and ingest builds a hundred thousand a second): treat them as immutable. Fields a
-source sends that the contract does not know are kept, in ``extra``, never rejected.
+Domain objects are msgspec Structs (plain slotted classes built in C; treat them as immutable).
+Fields a source sends that the contract does not know are kept, in ``extra``, never rejected.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Annotated, Any, ClassVar, Final, Literal
 
-import orjson
+import msgspec
+from msgspec import Meta
+
+from ingest.reference import COUNTRIES, CURRENCY_EXPONENTS
 
 EVENT_TYPES: Final = ("transaction", "login", "device_event", "account_event")
 CHANNELS: Final = ("card_present", "card_not_present", "transfer", "atm", "wallet")
@@ -168,41 +169,69 @@ ID_FIELD: Final[Mapping[str, str]] = {
 """The field that identifies an event of each type (used for de-duplication)."""
 
 
-@dataclass(slots=True)
-class Geo:
+# -- domain types ---------------------------------------------------------------------------
+# msgspec Structs: plain, slotted, built in C. Their annotations carry the constraints that a
+# decoder can check while it parses (types, lengths, enumerations, ranges), so valid JSON in the
+# canonical form decodes and validates in one pass (see ``ingest.validate``); what annotations
+# cannot say (IP syntax, amount precision, timestamp range) is checked after. Built from Python,
+# a Struct checks nothing: the validator does.
+
+_Id = Annotated[str, Meta(min_length=1, max_length=128)]
+_Text = Annotated[str, Meta(min_length=1, max_length=128)]
+_LongText = Annotated[str, Meta(min_length=1, max_length=512)]
+_UserAgent = Annotated[str, Meta(min_length=1, max_length=1024)]
+_Timestamp = Annotated[datetime, Meta(tz=True)]
+_Country = Literal[tuple(sorted(COUNTRIES))]  # type: ignore[valid-type]
+_Currency = Literal[tuple(sorted(CURRENCY_EXPONENTS))]  # type: ignore[valid-type]
+_Mcc = Annotated[str, Meta(pattern=r"^[0-9]{4}$")]
+_Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")]
+_Phone = Annotated[str, Meta(pattern=r"^\+[1-9][0-9]{6,14}$")]
+_Channel = Literal[CHANNELS]  # type: ignore[valid-type]
+_Kind = Literal[ACCOUNT_EVENT_KINDS]  # type: ignore[valid-type]
+_Status = Literal["approved", "declined", "reversed"]
+_Lat = Annotated[float, Meta(ge=-90.0, le=90.0)]
+_Lon = Annotated[float, Meta(ge=-180.0, le=180.0)]
+
+
+class Geo(msgspec.Struct, omit_defaults=True):
     """A location: latitude and longitude in degrees, and the ISO 3166-1 alpha-2 country."""
 
-    lat: float
-    lon: float
-    country: str | None = None
+    lat: _Lat
+    lon: _Lon
+    country: _Country | None = None
 
 
-@dataclass(slots=True, kw_only=True)
-class Transaction:
+class _Event(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="event_type"):
+    """Base of the event types: JSON carries the type in ``event_type``."""
+
+    event_type: ClassVar[str]
+    extra: dict[str, Any] = {}
+
+
+class Transaction(_Event, tag="transaction"):
     """A canonical transaction. See ``TRANSACTION_FIELDS`` for each field's meaning."""
 
-    txn_id: str
-    timestamp: datetime
-    source: str
-    account_id: str
+    event_type: ClassVar[str] = "transaction"
+    txn_id: _Id
+    timestamp: _Timestamp
+    source: _Id
+    account_id: _Id
     amount: Decimal
-    currency: str
-    channel: str
-    card_id: str | None = None
-    counterparty_account_id: str | None = None
-    merchant_id: str | None = None
-    merchant_category: str | None = None
-    merchant_country: str | None = None
-    device_id: str | None = None
+    currency: _Currency
+    channel: _Channel
+    card_id: _Id | None = None
+    counterparty_account_id: _Id | None = None
+    merchant_id: _Id | None = None
+    merchant_category: _Mcc | None = None
+    merchant_country: _Country | None = None
+    device_id: _Id | None = None
     ip: str | None = None
     geo: Geo | None = None
-    user_agent: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    billing_address: str | None = None
-    status: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    event_type: str = "transaction"
+    user_agent: _UserAgent | None = None
+    email: _Email | None = None
+    phone: _Phone | None = None
+    billing_address: _LongText | None = None
+    status: _Status | None = None
 
     @property
     def event_id(self) -> str:
@@ -210,62 +239,56 @@ class Transaction:
         return self.txn_id
 
 
-@dataclass(slots=True, kw_only=True)
-class Login:
+class Login(_Event, tag="login"):
     """A canonical login attempt. See ``LOGIN_FIELDS``."""
 
-    event_id: str
-    timestamp: datetime
-    account_id: str
+    event_type: ClassVar[str] = "login"
+    event_id: _Id
+    timestamp: _Timestamp
+    account_id: _Id
     success: bool
     mfa_used: bool
-    source: str | None = None
-    device_id: str | None = None
+    source: _Id | None = None
+    device_id: _Id | None = None
     ip: str | None = None
     geo: Geo | None = None
-    user_agent: str | None = None
-    failure_reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    event_type: str = "login"
+    user_agent: _UserAgent | None = None
+    failure_reason: _Text | None = None
 
 
-@dataclass(slots=True, kw_only=True)
-class DeviceEvent:
+class DeviceEvent(_Event, tag="device_event"):
     """A canonical device fingerprint observation. See ``DEVICE_EVENT_FIELDS``."""
 
-    event_id: str
-    timestamp: datetime
-    device_id: str
-    account_id: str | None = None
-    source: str | None = None
-    os: str | None = None
-    os_version: str | None = None
-    browser: str | None = None
+    event_type: ClassVar[str] = "device_event"
+    event_id: _Id
+    timestamp: _Timestamp
+    device_id: _Id
+    account_id: _Id | None = None
+    source: _Id | None = None
+    os: _Text | None = None
+    os_version: _Text | None = None
+    browser: _Text | None = None
     emulator: bool | None = None
     rooted: bool | None = None
-    screen: str | None = None
-    timezone: str | None = None
-    language: str | None = None
+    screen: _Text | None = None
+    timezone: _Text | None = None
+    language: _Text | None = None
     ip: str | None = None
     geo: Geo | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    event_type: str = "device_event"
 
 
-@dataclass(slots=True, kw_only=True)
-class AccountEvent:
+class AccountEvent(_Event, tag="account_event"):
     """A canonical account change. See ``ACCOUNT_EVENT_FIELDS``."""
 
-    event_id: str
-    timestamp: datetime
-    account_id: str
-    kind: str
-    new_value: str | None = None
-    source: str | None = None
-    device_id: str | None = None
+    event_type: ClassVar[str] = "account_event"
+    event_id: _Id
+    timestamp: _Timestamp
+    account_id: _Id
+    kind: _Kind
+    new_value: _LongText | None = None
+    source: _Id | None = None
+    device_id: _Id | None = None
     ip: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    event_type: str = "account_event"
 
 
 Event = Transaction | Login | DeviceEvent | AccountEvent
@@ -279,42 +302,21 @@ EVENT_CLASSES: Final[Mapping[str, type[Any]]] = {
 
 
 def _check_declarations() -> None:
-    """Fail at import if a dataclass and its field declarations disagree."""
+    """Fail at import if a Struct and its field declarations disagree."""
     for name, specs in FIELDS.items():
-        declared = {s.name for s in specs}
-        attrs = {f.name for f in dataclasses.fields(EVENT_CLASSES[name])} - {"extra", "event_type"}
+        declared = [s.name for s in specs]
+        attrs = [f for f in EVENT_CLASSES[name].__struct_fields__ if f != "extra"]
         if declared != attrs:
-            raise AssertionError(f"{name}: declared {sorted(declared ^ attrs)} differ")
+            raise AssertionError(f"{name}: declared {declared} but the Struct has {attrs}")
+        for spec in specs:
+            if spec.kind == "text" and spec.max_length not in (128, 512, 1024):
+                raise AssertionError(f"{name}.{spec.name}: no Struct type for its max_length")
 
 
 _check_declarations()
 
-
-def event_from_record(record: Mapping[str, Any]) -> Event:
-    """Rebuild an event from a record already validated (as read back from the bus).
-
-    No validation is done: records on the bus were validated when they entered.
-    """
-    cls = EVENT_CLASSES[record["event_type"]]
-    values = dict(record)
-    values["timestamp"] = datetime.fromisoformat(values["timestamp"])
-    if "amount" in values:
-        values["amount"] = Decimal(values["amount"])
-    geo = values.get("geo")
-    if geo is not None:
-        values["geo"] = Geo(**geo)
-    return cls(**values)  # type: ignore[no-any-return]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-_OPTS = orjson.OPT_UTC_Z
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(Event)
 
 
 def encode_event(event: Event) -> bytes:
@@ -322,12 +324,17 @@ def encode_event(event: Event) -> bytes:
 
     >>> from datetime import timezone
     >>> encode_event(AccountEvent(event_id="e1", account_id="a1", kind="closed",
-    ...     timestamp=datetime(2026, 10, 1, tzinfo=timezone.utc)))[:60]
-    b'{"event_id":"e1","timestamp":"2026-10-01T00:00:00Z","account'
+    ...     timestamp=datetime(2026, 10, 1, tzinfo=timezone.utc)))
+    b'{"event_type":"account_event","event_id":"e1","timestamp":"2026-10-01T00:00:00Z","account_id":"a1","kind":"closed"}'
     """
-    return orjson.dumps(event, default=_json_default, option=_OPTS)
+    return _ENCODER.encode(event)
 
 
 def decode_event(payload: bytes) -> Event:
-    """Inverse of :func:`encode_event`."""
-    return event_from_record(orjson.loads(payload))
+    """Inverse of :func:`encode_event` (trusted input: what the bus holds was validated)."""
+    return _DECODER.decode(payload)
+
+
+def event_from_record(record: Mapping[str, Any]) -> Event:
+    """Rebuild an event from a record already validated (an encoded event, parsed)."""
+    return msgspec.convert(record, Event)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -123,40 +124,42 @@ class IngestSummary:
         }
 
 
-class _Batch:
-    """Accepted events waiting to be appended to the bus together."""
+class _Writer:
+    """Appends batches to the bus on a background thread, one batch in flight at a time.
 
-    def __init__(self, bus: Appender, seen: SeenIds, collector: ColumnCollector | None) -> None:
-        self.bus = bus
-        self.seen = seen
-        self.collector = collector
-        self.payloads: list[bytes] = []
-        self.keys: list[str | None] = []
-        self.ids: list[str] = []
-        self.events: list[Any] = []
-        self.pending: set[str] = set()
+    The bus append (a write and an fsync) and the id-file update release the GIL, so the next
+    batch is parsed and validated while the previous one is made durable. Order is kept: a
+    batch is submitted only after the one before it has finished, and an error in the
+    background surfaces at the next submit or at :meth:`drain`.
+    """
 
-    def add(self, dedup_key: str, event: Any) -> None:
-        """Queue one accepted event."""
-        self.pending.add(dedup_key)
-        self.ids.append(dedup_key)
-        self.payloads.append(encode_event(event))
-        self.keys.append(getattr(event, "account_id", None) or getattr(event, "device_id", None))
-        self.events.append(event)
+    def __init__(self, bus: Appender, seen: SeenIds) -> None:
+        self._bus = bus
+        self._seen = seen
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-append")
+        self._inflight: Future[None] | None = None
 
-    def flush(self) -> None:
-        """Append to the bus, then record the ids as seen (the bus first: it is the truth)."""
-        if not self.payloads:
-            return
-        last = self.bus.append(EVENTS_TOPIC, self.payloads, self.keys)
-        self.seen.add_many(self.ids, last + 1)
-        if self.collector is not None:
-            self.collector.add(self.events)
-        self.payloads = []
-        self.keys = []
-        self.ids = []
-        self.events = []
-        self.pending.clear()
+    def _append(self, payloads: list[bytes], keys: list[str | None], ids: list[str]) -> None:
+        last = self._bus.append(EVENTS_TOPIC, payloads, keys)
+        self._seen.persist(ids, last + 1)
+
+    def submit(self, payloads: list[bytes], keys: list[str | None], ids: list[str]) -> None:
+        """Wait for the batch in flight, then start appending this one."""
+        self.drain()
+        self._inflight = self._pool.submit(self._append, payloads, keys, ids)
+
+    def drain(self) -> None:
+        """Wait until every submitted batch is durable (re-raising a failure)."""
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            inflight.result()
+
+    def close(self) -> None:
+        """Drain, then stop the thread."""
+        try:
+            self.drain()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def ingest(
@@ -188,7 +191,9 @@ def ingest(
     last_report = started
     results: dict[str, SourceCounts] = {}
     validate = validator.validate
+    validate_json = validator.validate_json
     seen_ids = seen.ids
+    writer = _Writer(bus, seen)
     gc_threshold = gc.get_threshold()
     # Ingest allocates a few objects per record and frees them a batch later; the default
     # collector threshold would run a generation-0 scan every 700 of them, for nothing.
@@ -199,12 +204,20 @@ def ingest(
             counts = results.setdefault(spec.name, SourceCounts())
             counts.files += len(spec.paths)
             collector = ColumnCollector() if check_expectations else None
-            batch = _Batch(bus, seen, collector)
+            received = accepted = duplicates = 0
+            by_type: dict[str, int] = {}
+            payloads: list[bytes] = []
+            keys: list[str | None] = []
+            ids: list[str] = []
+            events: list[Any] = []
             for location, raw, record, error, event_type in spec.read():
-                counts.received += 1
+                received += 1
                 if error is None:
                     try:
-                        event = validate(record, event_type=event_type)  # type: ignore[arg-type]
+                        if type(record) is bytes:
+                            event = validate_json(record, event_type=event_type)
+                        else:
+                            event = validate(record, event_type=event_type)  # type: ignore[arg-type]
                     except RecordRejected as exc:
                         error = exc
                 if error is not None:
@@ -216,27 +229,45 @@ def ingest(
                         location=format_location(location),
                         raw=stored,
                         raw_encoding=encoding,
-                        event_type=event_type or (record or {}).get("event_type"),
+                        event_type=event_type
+                        or (record.get("event_type") if isinstance(record, dict) else None),
                         error=error,
                     )
                     continue
                 et = event.event_type
                 key = f"{et}:{event.txn_id if et == 'transaction' else event.event_id}"
-                if key in seen_ids or key in batch.pending:
-                    counts.duplicates += 1
+                if key in seen_ids:
+                    duplicates += 1
                     continue
-                batch.add(key, event)
-                counts.accepted += 1
-                counts.accepted_by_type[et] += 1
-                if len(batch.payloads) >= batch_size:
-                    batch.flush()
+                seen_ids.add(key)  # in memory now; on disk once the bus holds the event
+                ids.append(key)
+                payloads.append(encode_event(event))
+                keys.append(event.account_id or getattr(event, "device_id", None))
+                events.append(event)
+                accepted += 1
+                by_type[et] = by_type.get(et, 0) + 1
+                if len(payloads) >= batch_size:
+                    writer.submit(payloads, keys, ids)
+                    if collector is not None:
+                        collector.add(events)
+                    payloads, keys, ids, events = [], [], [], []
                     now = time.perf_counter()
                     if progress is not None and now - last_report > progress_every_s:
                         last_report = now
-                        rate = sum(c.received for c in results.values()) / (now - started)
-                        progress(f"{spec.name}: {counts.received:,} records ({rate:,.0f}/s)")
-            batch.flush()
+                        done = sum(c.received for c in results.values()) + received
+                        progress(
+                            f"{spec.name}: {received:,} records ({done / (now - started):,.0f}/s)"
+                        )
+            if payloads:
+                writer.submit(payloads, keys, ids)
+                if collector is not None:
+                    collector.add(events)
+            writer.drain()
             dead_letters.flush()
+            counts.received += received
+            counts.accepted += accepted
+            counts.duplicates += duplicates
+            counts.accepted_by_type.update(by_type)
             if collector is not None:
                 counts.expectations = run_expectations(collector)
             if not counts.reconciles():
@@ -252,6 +283,7 @@ def ingest(
                 )
     finally:
         gc.set_threshold(*gc_threshold)
+        writer.close()
     return IngestSummary(
         sources=results,
         elapsed_s=time.perf_counter() - started,

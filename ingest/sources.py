@@ -5,8 +5,9 @@ Every reader yields :data:`Item` tuples ``(location, raw, record, error, event_t
 - ``location`` says where the record was (``file:line``, ``file:row``, ``file#id=7``,
   ``file:items[3]``), for the dead-letter store;
 - ``raw`` is the record as the source had it (bytes or text or a dict), kept for dead letters;
-- ``record`` is the mapping with canonical field names, or ``None`` when the record could not be
-  parsed or mapped, in which case ``error`` is a :class:`RecordRejected` saying why;
+- ``record`` is the mapping with canonical field names; or the record's bytes, still to be
+  parsed, when they are canonical JSON (the validator parses and checks in one pass); or
+  ``None`` when the record could not be parsed or mapped, and then ``error`` says why;
 - ``event_type`` is the declared type, or ``None`` when the record carries its own.
 
 Readers never raise for a bad record; they raise :class:`SourceError` only when a whole source
@@ -35,7 +36,7 @@ FORMATS = ("jsonl", "csv", "sqlite", "documents", "authlog")
 FILE = "(file)"
 """The ``field`` of a FieldError about a whole file (empty, unreadable)."""
 
-Item = tuple[Any, Any, "dict[str, Any] | None", "RecordRejected | None", "str | None"]
+Item = tuple[Any, Any, "dict[str, Any] | bytes | None", "RecordRejected | None", "str | None"]
 
 
 def _reject(field_name: str, reason: str) -> RecordRejected:
@@ -240,8 +241,12 @@ def _read_jsonl(spec: SourceSpec, path: Path) -> Iterator[Item]:
             if not line.strip():
                 continue
             seen_any = True
+            if mapper is None:
+                # canonical JSON: the validator parses and checks it in one pass
+                yield (name, lineno), line, line, None, event_type
+                continue
             obj, err = parse_json_record(line)
-            if obj is not None and mapper is not None:
+            if obj is not None:
                 try:
                     obj = mapper.apply(obj)
                 except RecordRejected as exc:

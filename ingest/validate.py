@@ -34,8 +34,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
+
 from ingest.errors import FieldError, RecordRejected
-from ingest.events import EVENT_CLASSES, EVENT_TYPES, FIELDS, FieldSpec, Geo
+from ingest.events import EVENT_CLASSES, EVENT_TYPES, FIELDS, MAX_RECORD_BYTES, FieldSpec, Geo
 from ingest.reference import COUNTRIES, CURRENCY_EXPONENTS
 
 Clock = Callable[[], datetime]
@@ -43,6 +45,15 @@ Clock = Callable[[], datetime]
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+_RAW_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_TAGS = {f'"{name}"'.encode(): name for name in EVENT_TYPES}
+_decode_any = msgspec.json.decode
+
+
+class _Fallback(Exception):
+    """The fast path is not sure; take the full path (control flow, never escapes)."""
 
 
 def _utcnow() -> datetime:
@@ -93,15 +104,20 @@ class Validator:
             "email": self._email,
             "phone": self._phone,
         }
-        self._plans = {
-            name: (
-                {s.name: (s, self._checks[s.kind]) for s in specs},
-                frozenset(s.name for s in specs if s.required),
-                tuple(s.name for s in specs if s.required),
-                EVENT_CLASSES[name],
-            )
+        self._compiled = {name: self._compile(name) for name in FIELDS}
+        self._decoders = {name: msgspec.json.Decoder(cls) for name, cls in EVENT_CLASSES.items()}
+        self._id_fields = {
+            name: tuple(s.name for s in specs if s.kind == "id") for name, specs in FIELDS.items()
+        }
+        self._ip_fields = {
+            name: tuple(s.name for s in specs if s.kind == "ip") for name, specs in FIELDS.items()
+        }
+        self._known = {
+            name: frozenset(s.name for s in specs) | {"event_type"}
             for name, specs in FIELDS.items()
         }
+        self.fast_hits = 0
+        self.slow_calls = 0
 
     def refresh_clock(self) -> None:
         """Re-read the clock (long-running ingest calls this between batches)."""
@@ -114,66 +130,186 @@ class Validator:
             RecordRejected: with one :class:`FieldError` per bad field.
         """
         declared = record.get("event_type")
-        n_required = 0
-        if event_type is None:
-            event_type = declared
-            if event_type is None:
-                raise RecordRejected([FieldError("event_type", "required field is missing")])
+        if declared == "":
+            declared = None
         if declared is not None and declared != event_type:
-            if declared not in EVENT_TYPES:
-                reason = f"unknown event type {declared!r}; expected one of {list(EVENT_TYPES)}"
+            known = type(declared) is str and declared in self._compiled
+            if event_type is None and known:
+                event_type = declared
             else:
-                reason = f"expected {event_type!r} here, got {declared!r}"
-            raise RecordRejected([FieldError("event_type", reason)])
+                if not known:
+                    reason = (
+                        f"unknown event type {str(declared)[:40]!r}; "
+                        f"expected one of {list(EVENT_TYPES)}"
+                    )
+                else:
+                    reason = f"expected {event_type!r} here, got {declared!r}"
+                raise RecordRejected([FieldError("event_type", reason)])
+        elif event_type is None:
+            raise RecordRejected([FieldError("event_type", "required field is missing")])
         try:
-            fields, required, required_order, cls = self._plans[event_type]
+            compiled = self._compiled[event_type]
         except KeyError:
             reason = f"unknown event type {event_type!r}; expected one of {list(EVENT_TYPES)}"
             raise RecordRejected([FieldError("event_type", reason)]) from None
-        n_required = len(required)
-        values: dict[str, Any] = {}
-        errors: list[FieldError] | None = None
-        extra: dict[str, Any] | None = None
-        amount = None
-        for name, raw in record.items():
-            plan = fields.get(name)
-            if plan is None:
-                if name != "event_type":
-                    if extra is None:
-                        extra = {}
-                    extra[name] = raw
-                continue
-            if raw is None or raw == "":
-                continue
-            if name == "amount":
-                amount = raw  # checked last: it needs the currency's minor units
-                continue
+        return compiled(record)
+
+    def validate_json(self, raw: bytes, *, event_type: str | None = None) -> Any:
+        """Parse and validate one JSON record; same verdict as ``validate(parse(raw))``.
+
+        The fast path decodes straight into the event Struct (types, lengths, enumerations
+        and ranges checked while parsing) and then checks what the Struct's annotations cannot
+        say. Any doubt (a failed check, a lenient form such as an integer id or ``"true"``, a
+        field named ``extra``) sends the record down the full path, which gives the verdict and
+        every reason. So the fast path only ever accepts what the full path accepts, unchanged.
+
+        Raises:
+            RecordRejected: unparseable or invalid, with one FieldError per problem.
+        """
+        if len(raw) <= MAX_RECORD_BYTES:
             try:
-                values[name] = plan[1](plan[0], raw)
-            except ValueError as exc:
-                if errors is None:
-                    errors = []
-                errors.append(FieldError(name, str(exc)))
-        if amount is not None:
-            try:
-                values["amount"] = self._amount(None, amount, values.get("currency"))
-            except ValueError as exc:
-                if errors is None:
-                    errors = []
-                errors.append(FieldError("amount", str(exc)))
-        if len(values) < n_required or not required.issubset(values):
-            bad = {e.field for e in errors} if errors else set()
-            missing = [
-                FieldError(f, "required field is missing")
-                for f in required_order
-                if f not in values and f not in bad
+                keys = _RAW_OBJECT.decode(raw)
+                declared = keys.get("event_type")
+                if declared is not None:
+                    declared_type = _TAGS.get(bytes(declared))
+                    if declared_type is None or (event_type not in (None, declared_type)):
+                        raise _Fallback
+                    event_type = declared_type
+                if event_type is None or "extra" in keys:
+                    raise _Fallback
+                event = self._decoders[event_type].decode(raw)
+                unknown = keys.keys() - self._known[event_type]
+                if unknown:
+                    event.extra = {k: _decode_any(keys[k]) for k in unknown}
+                self._check_decoded(event, event_type)
+                self.fast_hits += 1
+                return event
+            except (msgspec.DecodeError, _Fallback, KeyError):
+                pass
+        self.slow_calls += 1
+        from ingest.sources import parse_json_record  # the full path's parser
+
+        record, error = parse_json_record(raw)
+        if error is not None:
+            raise error
+        return self.validate(record, event_type=event_type)  # type: ignore[arg-type]
+
+    def _check_decoded(self, event: Any, event_type: str) -> None:
+        """What the Struct's annotations do not check; raise _Fallback on any doubt."""
+        for name in self._id_fields[event_type]:
+            v = getattr(event, name)
+            if v is not None and not (v.isprintable() and v[0] != " " and v[-1] != " "):
+                raise _Fallback
+        for name in self._ip_fields[event_type]:
+            v = getattr(event, name)
+            if v is not None:
+                try:
+                    socket.inet_pton(socket.AF_INET6 if ":" in v else socket.AF_INET, v)
+                except (OSError, ValueError):
+                    raise _Fallback from None
+        ts = event.timestamp
+        if not self.limits.earliest <= ts <= self._latest:
+            raise _Fallback
+        if event_type == "transaction":
+            amount = event.amount
+            if not amount.is_finite() or not 0 < amount <= self.limits.max_amount:
+                raise _Fallback
+            exponent = amount.as_tuple().exponent
+            if exponent > 0 or -exponent > CURRENCY_EXPONENTS[event.currency]:
+                raise _Fallback
+
+    def _compile(self, event_type: str) -> Callable[[Mapping[str, Any]], Any]:
+        """Generate a straight-line validator for one event type.
+
+        Like ``dataclasses`` generating ``__init__``: one local per field, the common valid case
+        of each kind checked inline, anything else (and every error) through the per-kind method
+        below. Runs about twice as fast as a loop over the field declarations.
+        """
+        specs = FIELDS[event_type]
+        env: dict[str, Any] = {
+            "cls": EVENT_CLASSES[event_type],
+            "FieldError": FieldError,
+            "RecordRejected": RecordRejected,
+            "CURRENCIES": CURRENCY_EXPONENTS,
+            "KNOWN": frozenset(s.name for s in specs) | {"event_type"},
+        }
+        lines = ["def validate(record):", "    errors = None", "    present = 0"]
+
+        def slow(i: int, spec: FieldSpec, target: str) -> list[str]:
+            env[f"spec{i}"] = spec
+            env[f"check{i}"] = self._checks[spec.kind]
+            return [
+                "        try:",
+                f"            {target} = check{i}(spec{i}, v)",
+                "        except ValueError as exc:",
+                "            if errors is None:",
+                "                errors = []",
+                f"            errors.append(FieldError({spec.name!r}, str(exc)))",
             ]
-            errors = missing + (errors or [])
-        if errors:
-            raise RecordRejected(errors)
-        if extra is not None:
-            values["extra"] = extra
-        return cls(**values)
+
+        amount_index = None
+        for i, spec in enumerate(specs):
+            var = f"f_{spec.name}"
+            lines.append(f"    {var} = None")
+            lines.append(f"    v = record.get({spec.name!r})")
+            lines.append('    if v is not None and v != "":')
+            lines.append("        present += 1")
+            if spec.kind == "amount":
+                amount_index = i
+                env[f"spec{i}"] = spec
+                lines.append(f"        {var} = v")
+            elif spec.kind in ("id", "text"):
+                cond = f"type(v) is str and len(v) <= {spec.max_length}"
+                if spec.kind == "id":
+                    cond += ' and v.isprintable() and v[0] != " " and v[-1] != " "'
+                lines.append(f"        if {cond}:")
+                lines.append(f"            {var} = v")
+                lines.append("        else:")
+                lines.extend("    " + ln for ln in slow(i, spec, var))
+            elif spec.kind in ("enum", "currency"):
+                env[f"choices{i}"] = (
+                    frozenset(spec.choices) if spec.kind == "enum" else CURRENCY_EXPONENTS
+                )
+                lines.append(f"        if type(v) is str and v in choices{i}:")
+                lines.append(f"            {var} = v")
+                lines.append("        else:")
+                lines.extend("    " + ln for ln in slow(i, spec, var))
+            elif spec.kind == "bool":
+                lines.append("        if type(v) is bool:")
+                lines.append(f"            {var} = v")
+                lines.append("        else:")
+                lines.extend("    " + ln for ln in slow(i, spec, var))
+            else:
+                lines.extend(slow(i, spec, var))
+            if spec.required:
+                lines.append("    else:")
+                lines.append("        if errors is None:")
+                lines.append("            errors = []")
+                lines.append(
+                    f"        errors.append(FieldError({spec.name!r}, 'required field is missing'))"
+                )
+        if amount_index is not None:
+            env["check_amount"] = self._amount
+            lines += [
+                "    if f_amount is not None:",
+                "        try:",
+                "            f_amount = check_amount(None, f_amount, f_currency)",
+                "        except ValueError as exc:",
+                "            f_amount = None",
+                "            if errors is None:",
+                "                errors = []",
+                "            errors.append(FieldError('amount', str(exc)))",
+            ]
+        lines += [
+            "    if errors is not None:",
+            "        raise RecordRejected(errors)",
+            "    extra = {}",
+            "    if len(record) > present + ('event_type' in record):",
+            "        extra = {k: x for k, x in record.items() if k not in KNOWN}",
+            "    return cls(" + ", ".join(f"{s.name}=f_{s.name}" for s in specs) + ", extra=extra)",
+        ]
+        exec(compile("\n".join(lines), f"<validate {event_type}>", "exec"), env)  # noqa: S102
+        return env["validate"]  # type: ignore[no-any-return]
 
     # -- per-kind checks: return the normalised value or raise ValueError(reason) --
 

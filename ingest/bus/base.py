@@ -38,10 +38,10 @@ def check_name(kind: str, name: str) -> str:
 
     >>> check_name("topic", "transactions.v1")
     'transactions.v1'
-    >>> check_name("group", "../etc")
+    >>> check_name("group", "../etc")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: invalid group name '../etc': use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit
+    ValueError: invalid group name '../etc': use 1-128 letters, digits, '.', '_' or '-', ...
     """
     if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
         raise ValueError(

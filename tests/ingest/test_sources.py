@@ -9,8 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ingest.errors import SourceError
+from ingest.errors import RecordRejected, SourceError
 from ingest.sources import autodetect, load_manifest
+from ingest.validate import Validator
 
 
 def read_all(spec):
@@ -54,8 +55,16 @@ def test_jsonl_bad_records_each_get_a_reason(tmp_path):
     (spec,) = autodetect(path)
     items = read_all(spec)
     assert len(items) == 7
-    assert items[0][2]["txn_id"] == "t1"
-    reasons = errors_of(items)
+    assert [i[0] for i in items][:2] == [("s.jsonl", 1), ("s.jsonl", 2)]
+    # canonical JSON lines are handed to the validator unparsed, to parse and check in one pass
+    assert all(type(i[2]) is bytes for i in items)
+    validator = Validator()
+    assert validator.validate_json(items[0][2]).txn_id == "t1"
+    reasons = []
+    for item in items[1:]:
+        with pytest.raises(RecordRejected) as info:
+            validator.validate_json(item[2])
+        reasons.append((info.value.errors[0].field, info.value.errors[0].reason))
     assert [f for f, _ in reasons] == ["(record)"] * 6
     assert reasons[0][1].startswith("truncated or invalid JSON")
     assert reasons[1][1].startswith("truncated or invalid JSON")
@@ -63,7 +72,6 @@ def test_jsonl_bad_records_each_get_a_reason(tmp_path):
     assert reasons[3][1] == "expected a JSON object, got list"
     assert "exceeds the 65536 byte limit" in reasons[4][1]
     assert reasons[5][1].startswith("truncated or invalid JSON")
-    assert [i[0] for i in items][:2] == [("s.jsonl", 1), ("s.jsonl", 2)]
 
 
 def test_empty_file_is_reported(tmp_path):
