@@ -50,7 +50,7 @@ class SeenIds:
         self._catch_up()
 
     def _catch_up(self) -> None:
-        replayed = []
+        replayed: list[str] = []
         while True:
             records = self._consumer.poll(10_000)
             if not records:

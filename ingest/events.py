@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal
 
 import msgspec
 from msgspec import Meta
@@ -181,14 +181,20 @@ _Text = Annotated[str, Meta(min_length=1, max_length=128)]
 _LongText = Annotated[str, Meta(min_length=1, max_length=512)]
 _UserAgent = Annotated[str, Meta(min_length=1, max_length=1024)]
 _Timestamp = Annotated[datetime, Meta(tz=True)]
-_Country = Literal[tuple(sorted(COUNTRIES))]  # type: ignore[valid-type]
-_Currency = Literal[tuple(sorted(CURRENCY_EXPONENTS))]  # type: ignore[valid-type]
 _Mcc = Annotated[str, Meta(pattern=r"^[0-9]{4}$")]
 _Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")]
 _Phone = Annotated[str, Meta(pattern=r"^\+[1-9][0-9]{6,14}$")]
-_Channel = Literal[CHANNELS]  # type: ignore[valid-type]
-_Kind = Literal[ACCOUNT_EVENT_KINDS]  # type: ignore[valid-type]
 _Status = Literal["approved", "declined", "reversed"]
+if TYPE_CHECKING:  # the enumerations below are built from tables; checkers see plain strings
+    _Country = str
+    _Currency = str
+    _Channel = str
+    _Kind = str
+else:
+    _Country = Literal[tuple(sorted(COUNTRIES))]
+    _Currency = Literal[tuple(sorted(CURRENCY_EXPONENTS))]
+    _Channel = Literal[CHANNELS]
+    _Kind = Literal[ACCOUNT_EVENT_KINDS]
 _Lat = Annotated[float, Meta(ge=-90.0, le=90.0)]
 _Lon = Annotated[float, Meta(ge=-180.0, le=180.0)]
 

@@ -14,11 +14,12 @@ this interface     Pulsar
 topic              a persistent topic (``persistent://<tenant>/<namespace>/<topic>``)
 key                the message key (ordering and routing key of a ``Key_Shared`` subscription)
 group              a subscription (exclusive here: one consumer per group at a time)
-offset             the broker-entry index (``AppendIndexMetadataInterceptor``), or a sequence
-                   id kept in a message property, so offsets are plain integers on both sides
+offset             a per-topic sequence number that the topic's single writer assigns and
+                   sends as the ``sequence_id`` (deduplicated by the broker) and a message
+                   property (the Python client does not expose the broker-entry index)
 ``commit(n)``      a cumulative acknowledgement of the message with offset ``n - 1``
-``seek(n)``        ``Consumer.seek`` to the message with offset ``n``
-``end_offset``     the index of the last message, plus one
+``seek(n)``        ``Consumer.seek`` to the message id of the message with offset ``n``
+``end_offset``     the offset of the last message (``get_last_message_id``), plus one
 =================  ============================================================================
 """
 

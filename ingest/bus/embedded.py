@@ -291,7 +291,8 @@ class EmbeddedConsumer:
         groups.mkdir(parents=True, exist_ok=True)
         self._offset_path = groups / f"{group}.json"
         self._lock_fd = _take_lock(
-            groups / f"{group}.lock", f"group {group!r} of topic {topic!r} (one consumer at a time)"
+            groups / f"{group}.lock",
+            f"group {group!r} of topic {topic!r} already has a consumer (one at a time)",
         )
         self._closed = False
         try:
@@ -307,8 +308,7 @@ class EmbeddedConsumer:
                     end,
                 )
                 self._committed = end
-            self._cursor = _Cursor(topic, directory)
-            self._cursor.seek(self._committed)
+            self._cursor = _Cursor(topic, directory, self._committed)
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -435,7 +435,10 @@ class _Writer:
         self._end = 0  # the next offset to append
         self._next_index = 0  # the position from which the next index entry is due
         directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _take_lock(directory / _WRITER_LOCK, f"the writer lock of topic {topic!r}")
+        self._lock_fd = _take_lock(
+            directory / _WRITER_LOCK,
+            f"topic {topic!r} already has a writer (one process appends at a time)",
+        )
         try:
             self._recover()
         except BaseException:
@@ -591,12 +594,12 @@ class _Writer:
 class _Cursor:
     """A read position in a topic's segments. Reads only: no locks, no writes."""
 
-    def __init__(self, topic: str, directory: Path) -> None:
+    def __init__(self, topic: str, directory: Path, offset: int) -> None:
         self._topic = topic
         self._dir = directory
-        self._fd = -1
+        self._fd = -1  # the segment is opened at the first read
         self._base = -1
-        self._offset = 0
+        self._offset = offset
         self._buf = b""
         self._buf_pos = 0  # segment position of self._buf[0]
         self._rel = 0  # index in self._buf of the next record's frame
@@ -683,12 +686,17 @@ class _Cursor:
             start, position = _locate(fd, base, index, offset)
         self._use(fd, base, start, position)
         if start < offset:
-            self.read(offset - start)
-            if self._offset != offset:
-                raise BusCorrupted(
-                    f"topic {self._topic!r}: cannot reach offset {offset}; the log stops at "
-                    f"{self._offset}"
-                )
+            try:
+                self._read_into([], offset - start)  # damage on the way raises, with its place
+                if self._offset != offset:
+                    raise BusCorrupted(
+                        f"topic {self._topic!r}: cannot reach offset {offset}; the log stops at "
+                        f"{self._offset}"
+                    )
+            except BaseException:
+                self.close()  # stay at the offset asked for; the next read tries again
+                self._offset = offset
+                raise
         return True
 
     def _enter(self, base: int) -> bool:
@@ -852,7 +860,7 @@ def _take_lock(path: Path, what: str) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise BusError(f"{what} is held by process {holder}") from None
+        raise BusError(f"{what}: the lock {path} is held by process {holder}") from None
     except BaseException:
         os.close(fd)
         raise

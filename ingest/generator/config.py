@@ -37,6 +37,7 @@ class FraudConfig:
     Args:
         synthetic_rings: rings of synthetic identities.
         synthetic_size: accounts per synthetic ring (sharing devices, phones, e-mails, addresses).
+        buildup_rate: small everyday purchases per synthetic account per day before bust-out.
         bust_out_txns: high-value purchases per synthetic account on the bust-out day.
         mule_networks: mule networks.
         mules: first-line mules per network (each receives from several victims).
@@ -63,6 +64,7 @@ class FraudConfig:
 
     synthetic_rings: int = 8
     synthetic_size: Range = (3, 12)
+    buildup_rate: float = 0.7
     bust_out_txns: Range = (3, 8)
     mule_networks: int = 6
     mules: Range = (3, 6)
@@ -99,14 +101,15 @@ class FraudConfig:
                 changes[f.name] = max(1, round(value * scale))
         if accounts < 1000:
             changes.update(_SMALL_RANGES)
+            changes["buildup_rate"] = 0.4
         return dataclasses.replace(base, **changes)
 
 
-_SMALL_RANGES: Final[dict[str, Range]] = {
-    "synthetic_size": (3, 3), "bust_out_txns": (2, 3), "mules": (2, 2),
+_SMALL_RANGES: Final[dict[str, Any]] = {
+    "synthetic_size": (3, 3), "bust_out_txns": (2, 2), "mules": (2, 2),
     "victims_per_mule": (2, 3), "layer_accounts": (1, 1), "round_trip_size": (3, 3),
-    "round_trip_cycles": (1, 2), "cards_per_tester": (2, 2), "tests_per_card": (4, 6),
+    "round_trip_cycles": (1, 2), "cards_per_tester": (2, 2), "tests_per_card": (3, 5),
     "takeover_victims": (1, 2), "drains_per_victim": (2, 3), "collusive_cards": (2, 3),
-    "collusive_txns": (2, 3), "travel_victims": (2, 3), "remote_txns": (1, 2),
+    "collusive_txns": (2, 2), "travel_victims": (2, 3), "remote_txns": (1, 2),
 }
 """Ring sizes used below 1,000 accounts, so that small data sets keep fraud under 2%."""

@@ -127,8 +127,9 @@ class SyntheticIdentity(Ring):
         country = _country(rnd)
         city = _city(rnd, country)
         self.city = city
+        size = _rand(rnd, cfg.synthetic_size)
         self.devices = [w.device("phone", country, city.tz, emulator=rnd.random() < 0.25)
-                        for _ in range(rnd.randint(1, 3))]
+                        for _ in range(rnd.randint(1, max(1, min(3, size // 2))))]
         self.ips = [w.home_ip(country) for _ in range(rnd.randint(1, 2))] + [
             w.fraud_ip("hosting")]
         first, last = w.person_name(country)
@@ -136,7 +137,7 @@ class SyntheticIdentity(Ring):
         phones = [w.phone_number(country) for _ in range(rnd.randint(1, 2))]
         addresses = [w.street_address(city) for _ in range(rnd.randint(1, 2))]
         self.bust_day = rnd.randint(max(1, int(w.days * 0.6)), max(1, w.days - 1))
-        for _ in range(_rand(rnd, cfg.synthetic_size)):
+        for _ in range(size):
             f, ln = w.person_name(country)
             opened = rnd.randint(0, max(0, w.days // 4)) if rnd.random() < 0.5 else None
             a = w.add_account(
@@ -160,6 +161,7 @@ class SyntheticIdentity(Ring):
         if self.collector is not None:
             self.members.append((self.collector, "collector"))
         self.bust = cfg.bust_out_txns
+        self.buildup = cfg.buildup_rate
 
     def emit(self, em: Emitter, rnd: random.Random) -> None:
         w, lab = self.w, self.label
@@ -175,7 +177,7 @@ class SyntheticIdentity(Ring):
                 em.account_event(a, ts, "opened", device=dev, ip=a.home_ip, label=lab)
                 em.device_seen(a, ts + 40, dev, a.home_ip, geo, label=lab)  # type: ignore[arg-type]
             for d in range(first, self.bust_day):
-                for _ in range(_poisson(rnd, 0.7)):
+                for _ in range(_poisson(rnd, self.buildup)):
                     self._small_purchase(em, rnd, a, d, lab)
                 if rnd.random() < 0.4:
                     ts = w.local_ts(a.tz, d, 8 + 14 * rnd.random())
@@ -341,7 +343,8 @@ class RoundTripping(Ring):
         notes = ("consulting", "invoice", "loan", "services", "fees", "goods")
         for _ in range(self.cycles):
             a0 = self.accts[0]
-            t = w.local_ts(a0.tz, rnd.randrange(max(1, w.days - 2)), 9 + 8 * rnd.random())
+            last_start = max(1, w.days - 1 - (k * 20) // 24)  # the cycle closes in the window
+            t = w.local_ts(a0.tz, rnd.randrange(last_start), 9 + 8 * rnd.random())
             amount = round(_money(rnd, 7.9, 0.5, a0.currency), -1)
             for i in range(k):
                 src, dst = self.accts[i], self.accts[(i + 1) % k]
@@ -380,7 +383,7 @@ class CardTesting(Ring):
 
     def emit(self, em: Emitter, rnd: random.Random) -> None:
         w, lab = self.w, self.label
-        day = rnd.randrange(w.days)
+        day = rnd.randrange(max(1, w.days - 1))
         t = w.t0 + day * 86400 + rnd.randint(0, 20 * HOUR)
         for v in self.victims:
             t += rnd.randint(2 * MINUTE, 40 * MINUTE)
@@ -439,7 +442,7 @@ class AccountTakeover(Ring):
         if not self.mules:
             return
         for v in self.victims:
-            day = rnd.randrange(w.days)
+            day = rnd.randrange(max(1, w.days - 1))
             t = w.local_ts(v.tz, day, rnd.choice((2, 3, 4, 10, 14, 20)) + rnd.random())
             dev = rnd.choice(self.devices)
             if rnd.random() < 0.6:
@@ -557,7 +560,7 @@ class ImpossibleTravel(Ring):
         cur = cat.COUNTRY_CURRENCY[far.country]
         fx = cat.FX_PER_EUR[cur]
         for v in self.victims:
-            d = rnd.randrange(w.days)
+            d = rnd.randrange(max(1, w.days - 1))
             t = w.local_ts(v.tz, d, 9 + 11 * rnd.random())
             code = rnd.choice(("5411", "5812", "5541"))
             home = w.city_pools[(v.city.name, code)]

@@ -57,6 +57,7 @@ DEFECT_RATE = 0.001
 DUPLICATE_RATE = 0.002
 BAD_IP = "312.45.0.17"
 _MASK48 = (1 << 48) - 1
+_EVENT_PREFIX = {"login": "lgn_", "device_event": "dve_", "account_event": "ace_"}
 
 
 def hex12(seq: int) -> str:
@@ -347,7 +348,7 @@ class BankSink(Sink):
             if self._string_amounts:
                 rec["amount"] = _fmt_amount(rec["amount"], rec["currency"])
         else:
-            rid = rec["event_id"] = f"{et[:3]}_{hex12(seq)}"
+            rid = rec["event_id"] = f"{_EVENT_PREFIX[et]}{hex12(seq)}"
         rec["timestamp"] = self._ts(ts, seq)
         out = _clean(rec)
         self._extras(out, seq)
@@ -940,7 +941,7 @@ class AuthSink(Sink):
             self._open(day)
         region = rec["_region"]
         host = "idp-us-1" if region == "us" else ("idp-eu-1", "idp-eu-2")[seq % 2]
-        pid = 1000 + (day * 7919 + len(host) * 104729 + (seq % 2) * 31) % 30000
+        pid = 1000 + (day * 7919 + sum(map(ord, host)) * 104729) % 30000
         stamp = self.times.z_ms(ts, seq * 7919 % 1000)
         et = rec["event_type"]
         kind = None

@@ -1,8 +1,8 @@
 """Tests of the bus: a contract suite every backend passes, then the embedded log's own checks.
 
-The contract tests take a ``backend`` fixture, parametrised over the backends (only ``embedded``
-for now; Pulsar joins by adding a kit to ``BACKENDS``). The embedded tests below them open and
-damage segment files by hand, and kill a consumer process at random moments.
+The contract tests take a ``backend`` fixture, parametrised over ``BACKENDS`` (only ``embedded``
+for now; Pulsar joins with its name there and an opener in the fixture). The embedded tests
+below them damage segment files by hand and kill a consumer process at random moments.
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from pathlib import Path
 
 import pytest
 
-import ingest.bus.base
 import ingest.bus.embedded
-from ingest.bus import Bus, EmbeddedBus, Record
+from ingest.bus import Bus, Consumer, EmbeddedBus, Record
 from ingest.bus import _format as fmt
 from ingest.errors import BusCorrupted, BusError
 
 REPO = Path(__file__).resolve().parents[2]
 CONSUMER_PROC = Path(__file__).with_name("bus_consumer_proc.py")
 SMALL_SEGMENT = 16 * 1024
+BACKENDS = ["embedded"]
+"""The backends the contract tests run against; each has a branch in the ``backend`` fixture."""
 
 
 @dataclass
@@ -40,7 +41,7 @@ class BackendKit:
     """Open a bus on the same storage each time (so reopening shows what persisted)."""
 
 
-@pytest.fixture(params=["embedded"])
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendKit]:
     opened: list[Bus] = []
 
@@ -60,7 +61,7 @@ def payloads(n: int, start: int = 0, size: int = 0) -> list[bytes]:
     return [f"record-{i}".encode().ljust(size, b".") for i in range(start, start + n)]
 
 
-def drain(consumer: ingest.bus.base.Consumer, max_records: int = 1000) -> list[Record]:
+def drain(consumer: Consumer, max_records: int = 1000) -> list[Record]:
     out: list[Record] = []
     while batch := consumer.poll(max_records):
         out += batch
@@ -191,7 +192,7 @@ def test_groups_are_independent(backend: BackendKit) -> None:
 def test_a_group_has_one_consumer_at_a_time(backend: BackendKit) -> None:
     bus = backend.open()
     first = bus.consumer("t", "g")
-    with pytest.raises(BusError, match="one consumer at a time"):
+    with pytest.raises(BusError, match="already has a consumer"):
         bus.consumer("t", "g")
     first.close()
     bus.consumer("t", "g").close()
@@ -423,7 +424,23 @@ def test_corruption_in_a_sealed_segment_raises(tmp_path: Path) -> None:
             assert [r.offset for r in consumer.poll(100)] == [0, 1, 2, 3, 4]
             with pytest.raises(BusCorrupted, match="offset 5"):
                 consumer.poll(100)
+            with pytest.raises(BusCorrupted, match="offset 5"):
+                consumer.seek(7)  # reaching 7 means reading through 5
+            assert consumer.position == 7
             consumer.seek(int(second.stem))  # past the damage, reading goes on
+            assert consumer.poll(1)[0].offset == int(second.stem)
+            consumer.seek(3)
+            consumer.commit()
+        with bus.consumer("t", "g") as consumer:  # opens at the committed offset, before damage
+            assert [r.offset for r in consumer.poll(100)] == [3, 4]
+            with pytest.raises(BusCorrupted, match="offset 5"):
+                consumer.poll(100)
+            consumer.seek(20)
+            consumer.commit(7)
+        with bus.consumer("t", "g") as consumer:  # committed inside the damaged stretch
+            with pytest.raises(BusCorrupted, match="offset 5"):
+                consumer.poll()
+            consumer.seek(int(second.stem))  # an operator can still move the group past it
             assert consumer.poll(1)[0].offset == int(second.stem)
         with pytest.raises(BusCorrupted, match="offset 5"):
             bus.verify("t")
@@ -469,7 +486,7 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
         first.append("t", [b"a"])
         with EmbeddedBus(tmp_path) as second:
             with pytest.raises(
-                BusError, match=f"writer lock of topic 't' is held by process {os.getpid()}"
+                BusError, match=f"topic 't' already has a writer.*held by process {os.getpid()}"
             ):
                 second.append("t", [b"b"])
             assert second.append("other", [b"c"]) == 0  # other topics are free
@@ -509,6 +526,27 @@ def test_failed_write_leaves_no_partial_batch(
         with bus.consumer("t", "g") as consumer:
             assert [r.payload for r in drain(consumer)] == payloads(7)
         assert bus.verify("t") == 7
+
+
+def test_failed_fsync_stops_the_writer_until_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with EmbeddedBus(tmp_path) as bus:
+        bus.append("t", payloads(5))
+
+        def fail(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(os, "fdatasync", fail)
+        with pytest.raises(BusError, match="Input/output error"):
+            bus.append("t", payloads(3, 5))
+        monkeypatch.undo()
+        with pytest.raises(BusError, match="reopen"):
+            bus.append("t", payloads(3, 5))
+        assert bus.end_offset("t") == 5
+    with EmbeddedBus(tmp_path) as bus:
+        assert bus.append("t", payloads(3, 5)) == 7
+        assert bus.verify("t") == 8
 
 
 def test_committed_offset_beyond_the_end_starts_at_the_end(tmp_path: Path) -> None:
