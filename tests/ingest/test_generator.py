@@ -20,7 +20,7 @@ from ingest.generator import PROFILES, TYPOLOGIES, FraudConfig, generate
 from ingest.sources import format_location, load_manifest
 from ingest.validate import Validator
 
-SEED = 31
+SEED = 34
 
 
 def _now() -> datetime:
