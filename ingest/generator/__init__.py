@@ -21,5 +21,4 @@ Typical use (what the CLI does)::
 from ingest.generator.config import PROFILES, TYPOLOGIES, FraudConfig
 from ingest.generator.runner import DEFAULT_START, GenerationReport, generate
 
-__all__ = ["DEFAULT_START", "PROFILES", "TYPOLOGIES", "FraudConfig", "GenerationReport",
-           "generate"]
+__all__ = ["DEFAULT_START", "PROFILES", "TYPOLOGIES", "FraudConfig", "GenerationReport", "generate"]

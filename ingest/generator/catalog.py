@@ -65,15 +65,40 @@ HOME_COUNTRIES: Final = ("GB", "DE", "FR", "NL", "ES", "US")
 HOME_WEIGHTS: Final = (0.30, 0.20, 0.15, 0.10, 0.10, 0.15)
 
 COUNTRY_CURRENCY: Final = {
-    "GB": "GBP", "DE": "EUR", "FR": "EUR", "NL": "EUR", "ES": "EUR", "US": "USD", "IT": "EUR",
-    "PT": "EUR", "JP": "JPY", "TH": "THB", "AE": "AED", "NG": "NGN", "BR": "BRL", "VN": "VND",
-    "ID": "IDR", "RO": "RON", "MY": "MYR", "PH": "PHP",
+    "GB": "GBP",
+    "DE": "EUR",
+    "FR": "EUR",
+    "NL": "EUR",
+    "ES": "EUR",
+    "US": "USD",
+    "IT": "EUR",
+    "PT": "EUR",
+    "JP": "JPY",
+    "TH": "THB",
+    "AE": "AED",
+    "NG": "NGN",
+    "BR": "BRL",
+    "VN": "VND",
+    "ID": "IDR",
+    "RO": "RON",
+    "MY": "MYR",
+    "PH": "PHP",
 }
 """Local currency of every country the simulation touches."""
 
 FX_PER_EUR: Final = {
-    "EUR": 1.0, "GBP": 0.86, "USD": 1.08, "JPY": 162.0, "THB": 38.0, "AED": 3.97,
-    "NGN": 1700.0, "BRL": 5.9, "VND": 27000.0, "IDR": 17000.0, "RON": 4.97, "MYR": 5.0,
+    "EUR": 1.0,
+    "GBP": 0.86,
+    "USD": 1.08,
+    "JPY": 162.0,
+    "THB": 38.0,
+    "AED": 3.97,
+    "NGN": 1700.0,
+    "BRL": 5.9,
+    "VND": 27000.0,
+    "IDR": 17000.0,
+    "RON": 4.97,
+    "MYR": 5.0,
     "PHP": 61.0,
 }
 """Units of each currency per euro (rough, fixed: amounts only need plausible magnitudes)."""
@@ -157,24 +182,101 @@ MCCS: Final = (
 MCC_INDEX: Final = {m.code: i for i, m in enumerate(MCCS)}
 
 ARCHETYPES: Final = {
-    "commuter": {"5411": 20, "5499": 8, "5541": 12, "5812": 8, "5814": 12, "5912": 3, "5311": 3,
-                 "5651": 3, "4111": 14, "5732": 1, "5999": 8, "5818": 4, "4899": 1, "4121": 3},
-    "family": {"5411": 32, "5499": 5, "5541": 12, "5812": 6, "5814": 8, "5912": 6, "5311": 7,
-               "5651": 6, "4111": 3, "5732": 1, "5999": 10, "5818": 2, "4899": 1, "4121": 1},
-    "student": {"5411": 18, "5499": 14, "5812": 6, "5814": 18, "5912": 2, "5651": 4,
-                "4111": 10, "5999": 10, "5818": 12, "4899": 2, "4121": 4},
-    "online": {"5411": 16, "5499": 5, "5541": 5, "5812": 6, "5814": 8, "5912": 3, "5651": 2,
-               "4111": 4, "5732": 1, "5999": 26, "5818": 14, "4899": 2, "4121": 6, "4511": 1,
-               "7011": 1},
-    "retired": {"5411": 38, "5499": 6, "5541": 8, "5812": 10, "5912": 12, "5311": 10,
-                "5651": 4, "4111": 4, "5999": 6, "4899": 1, "7011": 1},
-    "corporate": {"5812": 30, "5814": 8, "5541": 16, "4121": 18, "4511": 6, "7011": 10,
-                  "5999": 6, "4111": 6},
+    "commuter": {
+        "5411": 20,
+        "5499": 8,
+        "5541": 12,
+        "5812": 8,
+        "5814": 12,
+        "5912": 3,
+        "5311": 3,
+        "5651": 3,
+        "4111": 14,
+        "5732": 1,
+        "5999": 8,
+        "5818": 4,
+        "4899": 1,
+        "4121": 3,
+    },
+    "family": {
+        "5411": 32,
+        "5499": 5,
+        "5541": 12,
+        "5812": 6,
+        "5814": 8,
+        "5912": 6,
+        "5311": 7,
+        "5651": 6,
+        "4111": 3,
+        "5732": 1,
+        "5999": 10,
+        "5818": 2,
+        "4899": 1,
+        "4121": 1,
+    },
+    "student": {
+        "5411": 18,
+        "5499": 14,
+        "5812": 6,
+        "5814": 18,
+        "5912": 2,
+        "5651": 4,
+        "4111": 10,
+        "5999": 10,
+        "5818": 12,
+        "4899": 2,
+        "4121": 4,
+    },
+    "online": {
+        "5411": 16,
+        "5499": 5,
+        "5541": 5,
+        "5812": 6,
+        "5814": 8,
+        "5912": 3,
+        "5651": 2,
+        "4111": 4,
+        "5732": 1,
+        "5999": 26,
+        "5818": 14,
+        "4899": 2,
+        "4121": 6,
+        "4511": 1,
+        "7011": 1,
+    },
+    "retired": {
+        "5411": 38,
+        "5499": 6,
+        "5541": 8,
+        "5812": 10,
+        "5912": 12,
+        "5311": 10,
+        "5651": 4,
+        "4111": 4,
+        "5999": 6,
+        "4899": 1,
+        "7011": 1,
+    },
+    "corporate": {
+        "5812": 30,
+        "5814": 8,
+        "5541": 16,
+        "4121": 18,
+        "4511": 6,
+        "7011": 10,
+        "5999": 6,
+        "4111": 6,
+    },
 }
 """Relative spending frequency per MCC for each kind of customer."""
 
-ARCHETYPE_SHARES: Final = {"commuter": 0.30, "family": 0.28, "student": 0.12, "online": 0.18,
-                           "retired": 0.12}
+ARCHETYPE_SHARES: Final = {
+    "commuter": 0.30,
+    "family": 0.28,
+    "student": 0.12,
+    "online": 0.18,
+    "retired": 0.12,
+}
 """How common each personal archetype is (``corporate`` is assigned separately)."""
 
 _H = {
@@ -190,56 +292,335 @@ HOUR_PROFILES: Final = {k: tuple(float(x) for x in v) for k, v in _H.items()}
 """Relative frequency of each local hour (0-23) per profile."""
 
 FIRST_NAMES: Final = {
-    "GB": ("Oliver", "Amelia", "George", "Isla", "Harry", "Ava", "Noah", "Mia", "Jack", "Sophia",
-           "Leo", "Grace", "Arthur", "Lily", "Oscar", "Freya", "James", "Emily", "William",
-           "Chloe", "Priya", "Mohammed", "Aisha", "Daniel"),
-    "DE": ("Lukas", "Leon", "Finn", "Paul", "Jonas", "Emma", "Mia", "Hannah", "Sophia", "Lina",
-           "Marie", "Felix", "Anna", "Lea", "Max", "Julia", "Tim", "Laura", "Mehmet", "Elif"),
-    "FR": ("Gabriel", "Louis", "Raphaël", "Jules", "Adam", "Léa", "Louise", "Emma", "Jade",
-           "Alice", "Chloé", "Hugo", "Camille", "Manon", "Lucas", "Inès", "Yanis", "Sarah"),
-    "NL": ("Daan", "Sem", "Lucas", "Levi", "Finn", "Emma", "Julia", "Mila", "Tess", "Sophie",
-           "Noah", "Sanne", "Lotte", "Bram", "Ruben", "Fleur", "Jesse", "Anouk"),
-    "ES": ("Hugo", "Martín", "Lucas", "Mateo", "Leo", "Lucía", "Sofía", "Martina", "María",
-           "Julia", "Paula", "Daniel", "Alejandro", "Carmen", "Pablo", "Javier", "Elena"),
-    "US": ("Liam", "Olivia", "Noah", "Emma", "James", "Charlotte", "Elijah", "Ava", "Mason",
-           "Sophia", "Ethan", "Isabella", "Michael", "Mia", "Jose", "Camila", "Jayden", "Harper",
-           "Tyler", "Madison", "DeShawn", "Mei"),
+    "GB": (
+        "Oliver",
+        "Amelia",
+        "George",
+        "Isla",
+        "Harry",
+        "Ava",
+        "Noah",
+        "Mia",
+        "Jack",
+        "Sophia",
+        "Leo",
+        "Grace",
+        "Arthur",
+        "Lily",
+        "Oscar",
+        "Freya",
+        "James",
+        "Emily",
+        "William",
+        "Chloe",
+        "Priya",
+        "Mohammed",
+        "Aisha",
+        "Daniel",
+    ),
+    "DE": (
+        "Lukas",
+        "Leon",
+        "Finn",
+        "Paul",
+        "Jonas",
+        "Emma",
+        "Mia",
+        "Hannah",
+        "Sophia",
+        "Lina",
+        "Marie",
+        "Felix",
+        "Anna",
+        "Lea",
+        "Max",
+        "Julia",
+        "Tim",
+        "Laura",
+        "Mehmet",
+        "Elif",
+    ),
+    "FR": (
+        "Gabriel",
+        "Louis",
+        "Raphaël",
+        "Jules",
+        "Adam",
+        "Léa",
+        "Louise",
+        "Emma",
+        "Jade",
+        "Alice",
+        "Chloé",
+        "Hugo",
+        "Camille",
+        "Manon",
+        "Lucas",
+        "Inès",
+        "Yanis",
+        "Sarah",
+    ),
+    "NL": (
+        "Daan",
+        "Sem",
+        "Lucas",
+        "Levi",
+        "Finn",
+        "Emma",
+        "Julia",
+        "Mila",
+        "Tess",
+        "Sophie",
+        "Noah",
+        "Sanne",
+        "Lotte",
+        "Bram",
+        "Ruben",
+        "Fleur",
+        "Jesse",
+        "Anouk",
+    ),
+    "ES": (
+        "Hugo",
+        "Martín",
+        "Lucas",
+        "Mateo",
+        "Leo",
+        "Lucía",
+        "Sofía",
+        "Martina",
+        "María",
+        "Julia",
+        "Paula",
+        "Daniel",
+        "Alejandro",
+        "Carmen",
+        "Pablo",
+        "Javier",
+        "Elena",
+    ),
+    "US": (
+        "Liam",
+        "Olivia",
+        "Noah",
+        "Emma",
+        "James",
+        "Charlotte",
+        "Elijah",
+        "Ava",
+        "Mason",
+        "Sophia",
+        "Ethan",
+        "Isabella",
+        "Michael",
+        "Mia",
+        "Jose",
+        "Camila",
+        "Jayden",
+        "Harper",
+        "Tyler",
+        "Madison",
+        "DeShawn",
+        "Mei",
+    ),
 }
 
 LAST_NAMES: Final = {
-    "GB": ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies",
-           "Patel", "Robinson", "Wright", "Thompson", "Evans", "Walker", "White", "Roberts",
-           "Green", "Hall", "Wood", "Jackson", "Clarke", "Khan", "O'Brien", "Campbell"),
-    "DE": ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
-           "Schulz", "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Schröder", "Yılmaz",
-           "Neumann", "Braun"),
-    "FR": ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand",
-           "Leroy", "Moreau", "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "Benali",
-           "Fournier", "Girard"),
-    "NL": ("de Jong", "Jansen", "de Vries", "van den Berg", "van Dijk", "Bakker", "Janssen",
-           "Visser", "Smit", "Meijer", "de Boer", "Mulder", "de Groot", "Bos", "Vos",
-           "Peters", "Hendriks"),
-    "ES": ("García", "Rodríguez", "González", "Fernández", "López", "Martínez", "Sánchez",
-           "Pérez", "Gómez", "Martín", "Jiménez", "Ruiz", "Hernández", "Díaz", "Moreno",
-           "Navarro", "Romero"),
-    "US": ("Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
-           "Rodriguez", "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas",
-           "Nguyen", "Kim", "Jackson", "Lee", "Washington"),
+    "GB": (
+        "Smith",
+        "Jones",
+        "Taylor",
+        "Brown",
+        "Williams",
+        "Wilson",
+        "Johnson",
+        "Davies",
+        "Patel",
+        "Robinson",
+        "Wright",
+        "Thompson",
+        "Evans",
+        "Walker",
+        "White",
+        "Roberts",
+        "Green",
+        "Hall",
+        "Wood",
+        "Jackson",
+        "Clarke",
+        "Khan",
+        "O'Brien",
+        "Campbell",
+    ),
+    "DE": (
+        "Müller",
+        "Schmidt",
+        "Schneider",
+        "Fischer",
+        "Weber",
+        "Meyer",
+        "Wagner",
+        "Becker",
+        "Schulz",
+        "Hoffmann",
+        "Koch",
+        "Richter",
+        "Klein",
+        "Wolf",
+        "Schröder",
+        "Yılmaz",
+        "Neumann",
+        "Braun",
+    ),
+    "FR": (
+        "Martin",
+        "Bernard",
+        "Dubois",
+        "Thomas",
+        "Robert",
+        "Richard",
+        "Petit",
+        "Durand",
+        "Leroy",
+        "Moreau",
+        "Simon",
+        "Laurent",
+        "Lefèvre",
+        "Michel",
+        "Garcia",
+        "Benali",
+        "Fournier",
+        "Girard",
+    ),
+    "NL": (
+        "de Jong",
+        "Jansen",
+        "de Vries",
+        "van den Berg",
+        "van Dijk",
+        "Bakker",
+        "Janssen",
+        "Visser",
+        "Smit",
+        "Meijer",
+        "de Boer",
+        "Mulder",
+        "de Groot",
+        "Bos",
+        "Vos",
+        "Peters",
+        "Hendriks",
+    ),
+    "ES": (
+        "García",
+        "Rodríguez",
+        "González",
+        "Fernández",
+        "López",
+        "Martínez",
+        "Sánchez",
+        "Pérez",
+        "Gómez",
+        "Martín",
+        "Jiménez",
+        "Ruiz",
+        "Hernández",
+        "Díaz",
+        "Moreno",
+        "Navarro",
+        "Romero",
+    ),
+    "US": (
+        "Smith",
+        "Johnson",
+        "Williams",
+        "Brown",
+        "Jones",
+        "Garcia",
+        "Miller",
+        "Davis",
+        "Rodriguez",
+        "Martinez",
+        "Hernandez",
+        "Lopez",
+        "Wilson",
+        "Anderson",
+        "Thomas",
+        "Nguyen",
+        "Kim",
+        "Jackson",
+        "Lee",
+        "Washington",
+    ),
 }
 
 STREETS: Final = {
-    "GB": ("High Street", "Station Road", "Church Lane", "Victoria Road", "Park Avenue",
-           "Mill Lane", "Queens Road", "King Street", "Green Lane", "Manor Road"),
-    "DE": ("Hauptstraße", "Schulstraße", "Gartenstraße", "Bahnhofstraße", "Dorfstraße",
-           "Bergstraße", "Lindenstraße", "Kirchweg", "Am Markt", "Birkenweg"),
-    "FR": ("rue de la République", "rue Victor Hugo", "avenue Jean Jaurès", "rue Pasteur",
-           "rue de la Paix", "boulevard Voltaire", "rue des Lilas", "allée des Tilleuls"),
-    "NL": ("Kerkstraat", "Dorpsstraat", "Schoolstraat", "Molenweg", "Stationsweg",
-           "Julianastraat", "Beatrixlaan", "Prinsengracht"),
-    "ES": ("Calle Mayor", "Calle Real", "Avenida de la Constitución", "Calle San José",
-           "Plaza de España", "Calle del Sol", "Calle de la Iglesia", "Paseo de Gracia"),
-    "US": ("Main Street", "Oak Street", "Maple Avenue", "Park Avenue", "Washington Street",
-           "Elm Street", "2nd Street", "Lake Drive", "Cedar Lane", "Sunset Boulevard"),
+    "GB": (
+        "High Street",
+        "Station Road",
+        "Church Lane",
+        "Victoria Road",
+        "Park Avenue",
+        "Mill Lane",
+        "Queens Road",
+        "King Street",
+        "Green Lane",
+        "Manor Road",
+    ),
+    "DE": (
+        "Hauptstraße",
+        "Schulstraße",
+        "Gartenstraße",
+        "Bahnhofstraße",
+        "Dorfstraße",
+        "Bergstraße",
+        "Lindenstraße",
+        "Kirchweg",
+        "Am Markt",
+        "Birkenweg",
+    ),
+    "FR": (
+        "rue de la République",
+        "rue Victor Hugo",
+        "avenue Jean Jaurès",
+        "rue Pasteur",
+        "rue de la Paix",
+        "boulevard Voltaire",
+        "rue des Lilas",
+        "allée des Tilleuls",
+    ),
+    "NL": (
+        "Kerkstraat",
+        "Dorpsstraat",
+        "Schoolstraat",
+        "Molenweg",
+        "Stationsweg",
+        "Julianastraat",
+        "Beatrixlaan",
+        "Prinsengracht",
+    ),
+    "ES": (
+        "Calle Mayor",
+        "Calle Real",
+        "Avenida de la Constitución",
+        "Calle San José",
+        "Plaza de España",
+        "Calle del Sol",
+        "Calle de la Iglesia",
+        "Paseo de Gracia",
+    ),
+    "US": (
+        "Main Street",
+        "Oak Street",
+        "Maple Avenue",
+        "Park Avenue",
+        "Washington Street",
+        "Elm Street",
+        "2nd Street",
+        "Lake Drive",
+        "Cedar Lane",
+        "Sunset Boulevard",
+    ),
 }
 
 EMAIL_DOMAINS: Final = {
@@ -251,20 +632,47 @@ EMAIL_DOMAINS: Final = {
     "US": ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "aol.com", "comcast.net"),
 }
 
-THROWAWAY_DOMAINS: Final = ("protonmail.com", "mail.com", "gmx.com", "tutanota.com",
-                            "yandex.com", "mailbox.org")
+THROWAWAY_DOMAINS: Final = (
+    "protonmail.com",
+    "mail.com",
+    "gmx.com",
+    "tutanota.com",
+    "yandex.com",
+    "mailbox.org",
+)
 
 PHONE_FORMATS: Final = {
-    "GB": ("+447", 9), "DE": ("+4915", 9), "FR": ("+336", 8), "NL": ("+316", 8),
-    "ES": ("+346", 8), "US": ("+1", 10), "NG": ("+23480", 8), "BR": ("+55119", 8),
-    "VN": ("+8490", 7), "ID": ("+62812", 8), "RO": ("+4072", 7), "MY": ("+6012", 7),
+    "GB": ("+447", 9),
+    "DE": ("+4915", 9),
+    "FR": ("+336", 8),
+    "NL": ("+316", 8),
+    "ES": ("+346", 8),
+    "US": ("+1", 10),
+    "NG": ("+23480", 8),
+    "BR": ("+55119", 8),
+    "VN": ("+8490", 7),
+    "ID": ("+62812", 8),
+    "RO": ("+4072", 7),
+    "MY": ("+6012", 7),
     "PH": ("+63917", 7),
 }
 """E.164 prefix and number of random digits after it, per country."""
 
-LANGUAGES: Final = {"GB": "en-GB", "DE": "de-DE", "FR": "fr-FR", "NL": "nl-NL", "ES": "es-ES",
-                    "US": "en-US", "NG": "en-NG", "BR": "pt-BR", "VN": "vi-VN", "ID": "id-ID",
-                    "RO": "ro-RO", "MY": "ms-MY", "PH": "en-PH"}
+LANGUAGES: Final = {
+    "GB": "en-GB",
+    "DE": "de-DE",
+    "FR": "fr-FR",
+    "NL": "nl-NL",
+    "ES": "es-ES",
+    "US": "en-US",
+    "NG": "en-NG",
+    "BR": "pt-BR",
+    "VN": "vi-VN",
+    "ID": "id-ID",
+    "RO": "ro-RO",
+    "MY": "ms-MY",
+    "PH": "en-PH",
+}
 
 ISP_PREFIXES: Final = {
     "GB": ("81.2", "86.128", "82.132", "90.200", "109.150", "94.1"),
@@ -273,21 +681,36 @@ ISP_PREFIXES: Final = {
     "NL": ("83.80", "62.194", "77.160", "145.53", "84.104", "213.124"),
     "ES": ("88.0", "83.32", "79.144", "95.120", "80.58", "81.44"),
     "US": ("73.0", "98.200", "24.0", "174.48", "71.160", "108.20"),
-    "IT": ("79.20", "151.38"), "PT": ("89.180", "85.243"), "JP": ("126.0", "60.100"),
-    "TH": ("171.96", "184.22"), "AE": ("94.200", "86.96"),
+    "IT": ("79.20", "151.38"),
+    "PT": ("89.180", "85.243"),
+    "JP": ("126.0", "60.100"),
+    "TH": ("171.96", "184.22"),
+    "AE": ("94.200", "86.96"),
 }
 """Residential broadband /16 prefixes (public-looking ranges) per country."""
 
 MOBILE_PREFIXES: Final = {
-    "GB": ("2.24", "31.94", "82.132"), "DE": ("80.187", "46.114"), "FR": ("37.165", "92.184"),
-    "NL": ("31.20", "77.60"), "ES": ("37.11", "85.58"), "US": ("172.56", "174.205"),
-    "IT": ("5.90",), "PT": ("94.61",), "JP": ("49.96",), "TH": ("49.228",), "AE": ("5.193",),
+    "GB": ("2.24", "31.94", "82.132"),
+    "DE": ("80.187", "46.114"),
+    "FR": ("37.165", "92.184"),
+    "NL": ("31.20", "77.60"),
+    "ES": ("37.11", "85.58"),
+    "US": ("172.56", "174.205"),
+    "IT": ("5.90",),
+    "PT": ("94.61",),
+    "JP": ("49.96",),
+    "TH": ("49.228",),
+    "AE": ("5.193",),
 }
 """Mobile carriers' NAT pools: few addresses, each shared by many subscribers."""
 
 IPV6_PREFIXES: Final = {
-    "GB": "2a02:c7c", "DE": "2003:e2", "FR": "2a01:cb00", "NL": "2001:1c00",
-    "ES": "2a0c:5a80", "US": "2600:1700",
+    "GB": "2a02:c7c",
+    "DE": "2003:e2",
+    "FR": "2a01:cb00",
+    "NL": "2001:1c00",
+    "ES": "2a0c:5a80",
+    "US": "2600:1700",
 }
 
 DOC_IPV4_PREFIXES: Final = ("192.0.2", "198.51.100", "203.0.113")
@@ -295,8 +718,12 @@ DOC_IPV4_PREFIXES: Final = ("192.0.2", "198.51.100", "203.0.113")
 
 FRAUD_IP_PREFIXES: Final = {
     "hosting": ("45.134", "185.220", "5.188", "194.26", "91.219", "146.70", "193.29"),
-    "NG": ("41.58", "105.112"), "BR": ("177.72", "189.6"), "VN": ("113.160", "14.232"),
-    "ID": ("36.72", "114.124"), "RO": ("79.112", "86.120"), "MY": ("175.139",),
+    "NG": ("41.58", "105.112"),
+    "BR": ("177.72", "189.6"),
+    "VN": ("113.160", "14.232"),
+    "ID": ("36.72", "114.124"),
+    "RO": ("79.112", "86.120"),
+    "MY": ("175.139",),
     "PH": ("112.198",),
 }
 """Hosting/VPN ranges and far-away residential ranges fraudsters connect from."""
@@ -340,8 +767,7 @@ def ascii_fold(text: str) -> str:
     return "".join(c for c in norm if c.isascii() and c.isalnum()).lower()
 
 
-def browser_user_agent(os_name: str, os_version: str, browser: str, model: str,
-                       chrome: str) -> str:
+def browser_user_agent(os_name: str, os_version: str, browser: str, model: str, chrome: str) -> str:
     """A realistic browser user agent string for a device.
 
     >>> browser_user_agent("Windows", "11", "Edge", "", "130.0.6723.91")[:40]
@@ -350,26 +776,37 @@ def browser_user_agent(os_name: str, os_version: str, browser: str, model: str,
     major = chrome.split(".")[0]
     if os_name == "iOS":
         v = os_version.replace(".", "_")
-        return (f"Mozilla/5.0 (iPhone; CPU iPhone OS {v} like Mac OS X) AppleWebKit/605.1.15 "
-                f"(KHTML, like Gecko) Version/{os_version.split('.')[0]}.0 Mobile/15E148 "
-                "Safari/604.1")
+        return (
+            f"Mozilla/5.0 (iPhone; CPU iPhone OS {v} like Mac OS X) AppleWebKit/605.1.15 "
+            f"(KHTML, like Gecko) Version/{os_version.split('.')[0]}.0 Mobile/15E148 "
+            "Safari/604.1"
+        )
     if os_name == "iPadOS":
         v = os_version.replace(".", "_")
-        return (f"Mozilla/5.0 (iPad; CPU OS {v} like Mac OS X) AppleWebKit/605.1.15 "
-                f"(KHTML, like Gecko) Version/{os_version.split('.')[0]}.0 Mobile/15E148 "
-                "Safari/604.1")
+        return (
+            f"Mozilla/5.0 (iPad; CPU OS {v} like Mac OS X) AppleWebKit/605.1.15 "
+            f"(KHTML, like Gecko) Version/{os_version.split('.')[0]}.0 Mobile/15E148 "
+            "Safari/604.1"
+        )
     if os_name == "Android":
-        return (f"Mozilla/5.0 (Linux; Android {os_version}; {model}) AppleWebKit/537.36 "
-                f"(KHTML, like Gecko) Chrome/{major}.0.0.0 Mobile Safari/537.36")
+        return (
+            f"Mozilla/5.0 (Linux; Android {os_version}; {model}) AppleWebKit/537.36 "
+            f"(KHTML, like Gecko) Chrome/{major}.0.0.0 Mobile Safari/537.36"
+        )
     if os_name == "macOS":
         if browser == "Safari":
-            return ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
-                    "(KHTML, like Gecko) Version/18.0 Safari/605.1.15")
-        return ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
-                f"(KHTML, like Gecko) Chrome/{chrome} Safari/537.36")
+            return (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+                "(KHTML, like Gecko) Version/18.0 Safari/605.1.15"
+            )
+        return (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+            f"(KHTML, like Gecko) Chrome/{chrome} Safari/537.36"
+        )
     if browser == "Firefox":
-        return ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 "
-                "Firefox/131.0")
-    ua = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          f"Chrome/{chrome} Safari/537.36")
+        return "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 Firefox/131.0"
+    ua = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{chrome} Safari/537.36"
+    )
     return ua + f" Edg/{chrome}" if browser == "Edge" else ua

@@ -8,7 +8,7 @@ with the number of accounts (:meth:`FraudConfig.for_accounts`); pass a :class:`F
 >>> FraudConfig.for_accounts(300).synthetic_rings
 1
 >>> FraudConfig.for_accounts(10_000).mule_networks
-6
+8
 """
 
 from __future__ import annotations
@@ -23,8 +23,15 @@ PROFILES: Final[dict[str, dict[str, Any]]] = {
 }
 """Named sizes: ``small`` (about 7 thousand events, for tests) and ``default`` (about a million)."""
 
-TYPOLOGIES: Final = ("synthetic_identity", "mule_network", "round_tripping", "card_testing",
-                     "account_takeover", "collusive_merchant", "impossible_travel")
+TYPOLOGIES: Final = (
+    "synthetic_identity",
+    "mule_network",
+    "round_tripping",
+    "card_testing",
+    "account_takeover",
+    "collusive_merchant",
+    "impossible_travel",
+)
 """Every fraud typology the generator plants, in the order they are planned."""
 
 Range = tuple[int, int]
@@ -66,32 +73,35 @@ class FraudConfig:
     synthetic_size: Range = (3, 12)
     buildup_rate: float = 0.7
     bust_out_txns: Range = (3, 8)
-    mule_networks: int = 6
+    mule_networks: int = 8
     mules: Range = (3, 6)
     victims_per_mule: Range = (3, 8)
     layer_accounts: Range = (1, 3)
-    round_trip_rings: int = 6
+    round_trip_rings: int = 8
     round_trip_size: Range = (3, 5)
     round_trip_cycles: Range = (2, 6)
-    card_testing_rings: int = 6
+    card_testing_rings: int = 8
     cards_per_tester: Range = (3, 6)
     tests_per_card: Range = (5, 25)
     decline_rate: float = 0.6
-    takeover_rings: int = 5
+    takeover_rings: int = 10
     takeover_victims: Range = (2, 4)
     drains_per_victim: Range = (2, 5)
-    collusive_merchants: int = 4
+    collusive_merchants: int = 6
     collusive_cards: Range = (4, 8)
     collusive_txns: Range = (3, 8)
     reversal_rate: float = 0.3
-    travel_rings: int = 5
+    travel_rings: int = 10
     travel_victims: Range = (3, 8)
     remote_txns: Range = (1, 4)
 
     @classmethod
     def for_accounts(cls, accounts: int) -> FraudConfig:
-        """The default knobs scaled to ``accounts``: ring counts proportional (at least 1);
-        below 1,000 accounts, ring sizes from ``_SMALL_RANGES``."""
+        """The default knobs scaled to ``accounts``.
+
+        Ring counts are proportional (at least 1); below 1,000 accounts, ring sizes come from
+        ``_SMALL_RANGES`` so that small data sets keep fraud under 2% of transactions.
+        """
         base = cls()
         scale = accounts / 10_000
         changes: dict[str, Any] = {}
@@ -106,10 +116,20 @@ class FraudConfig:
 
 
 _SMALL_RANGES: Final[dict[str, Any]] = {
-    "synthetic_size": (3, 3), "bust_out_txns": (2, 2), "mules": (2, 2),
-    "victims_per_mule": (2, 3), "layer_accounts": (1, 1), "round_trip_size": (3, 3),
-    "round_trip_cycles": (1, 2), "cards_per_tester": (2, 2), "tests_per_card": (3, 5),
-    "takeover_victims": (1, 2), "drains_per_victim": (2, 3), "collusive_cards": (2, 3),
-    "collusive_txns": (2, 2), "travel_victims": (2, 3), "remote_txns": (1, 2),
+    "synthetic_size": (3, 3),
+    "bust_out_txns": (2, 2),
+    "mules": (2, 2),
+    "victims_per_mule": (2, 3),
+    "layer_accounts": (1, 1),
+    "round_trip_size": (3, 3),
+    "round_trip_cycles": (1, 2),
+    "cards_per_tester": (2, 2),
+    "tests_per_card": (3, 5),
+    "takeover_victims": (1, 2),
+    "drains_per_victim": (2, 3),
+    "collusive_cards": (2, 3),
+    "collusive_txns": (2, 2),
+    "travel_victims": (2, 3),
+    "remote_txns": (1, 2),
 }
 """Ring sizes used below 1,000 accounts, so that small data sets keep fraud under 2%."""

@@ -65,126 +65,339 @@ class Emitter:
 
     # -- transactions ------------------------------------------------------------------------
 
-    def card(self, a: Account, ts: int, amount: float, currency: str, m: Merchant, *,
-             status: str = "approved", label: Label = None, card_id: str | None = None) -> bool:
+    def card(
+        self,
+        a: Account,
+        ts: int,
+        amount: float,
+        currency: str,
+        m: Merchant,
+        *,
+        status: str = "approved",
+        label: Label = None,
+        card_id: str | None = None,
+    ) -> bool:
         """A card-present payment (or an ATM withdrawal when ``m`` is an ATM)."""
         if m.mcc == "6011":
-            return self.atm(a, ts, amount, currency, m, status=status, label=label,
-                            card_id=card_id)
-        return self._push(ts, "bank:" + a.bank, {
-            "event_type": "transaction", "txn_id": "", "timestamp": ts, "source": a.bank,
-            "account_id": a.account_id, "amount": amount, "currency": currency,
-            "channel": "card_present", "card_id": card_id or a.card_id,
-            "merchant_id": m.merchant_id, "merchant_category": m.mcc,
-            "merchant_country": m.country, "geo": m.geo, "status": status,
-        }, label)
+            return self.atm(a, ts, amount, currency, m, status=status, label=label, card_id=card_id)
+        return self._push(
+            ts,
+            "bank:" + a.bank,
+            {
+                "event_type": "transaction",
+                "txn_id": "",
+                "timestamp": ts,
+                "source": a.bank,
+                "account_id": a.account_id,
+                "amount": amount,
+                "currency": currency,
+                "channel": "card_present",
+                "card_id": card_id or a.card_id,
+                "merchant_id": m.merchant_id,
+                "merchant_category": m.mcc,
+                "merchant_country": m.country,
+                "geo": m.geo,
+                "status": status,
+            },
+            label,
+        )
 
-    def atm(self, a: Account, ts: int, amount: float, currency: str, atm: Merchant, *,
-            status: str = "approved", label: Label = None, card_id: str | None = None) -> bool:
+    def atm(
+        self,
+        a: Account,
+        ts: int,
+        amount: float,
+        currency: str,
+        atm: Merchant,
+        *,
+        status: str = "approved",
+        label: Label = None,
+        card_id: str | None = None,
+    ) -> bool:
         """A cash withdrawal: in the bank stream or in core banking, depending on the bank."""
         in_stream = a.bank in STREAM_ATM_BANKS
-        return self._push(ts, "bank:" + a.bank if in_stream else "core", {
-            "event_type": "transaction", "txn_id": "", "timestamp": ts,
-            "source": a.bank if in_stream else "core_banking", "account_id": a.account_id,
-            "amount": amount, "currency": currency, "channel": "atm",
-            "card_id": card_id or a.card_id, "merchant_id": atm.merchant_id,
-            "merchant_category": "6011", "merchant_country": atm.country, "geo": atm.geo,
-            "status": status, "_kind": "ATM", "_narr": f"ATM {atm.city}", "_bank": a.bank,
-        }, label)
+        return self._push(
+            ts,
+            "bank:" + a.bank if in_stream else "core",
+            {
+                "event_type": "transaction",
+                "txn_id": "",
+                "timestamp": ts,
+                "source": a.bank if in_stream else "core_banking",
+                "account_id": a.account_id,
+                "amount": amount,
+                "currency": currency,
+                "channel": "atm",
+                "card_id": card_id or a.card_id,
+                "merchant_id": atm.merchant_id,
+                "merchant_category": "6011",
+                "merchant_country": atm.country,
+                "geo": atm.geo,
+                "status": status,
+                "_kind": "ATM",
+                "_narr": f"ATM {atm.city}",
+                "_bank": a.bank,
+            },
+            label,
+        )
 
-    def cnp(self, a: Account, ts: int, amount: float, currency: str, m: Merchant, *,
-            device: Device | None, ip: str | None, email: str | None, phone: str | None,
-            address: str | None, status: str = "approved", label: Label = None,
-            card_id: str | None = None) -> bool:
+    def cnp(
+        self,
+        a: Account,
+        ts: int,
+        amount: float,
+        currency: str,
+        m: Merchant,
+        *,
+        device: Device | None,
+        ip: str | None,
+        email: str | None,
+        phone: str | None,
+        address: str | None,
+        status: str = "approved",
+        label: Label = None,
+        card_id: str | None = None,
+    ) -> bool:
         """An online (card-not-present) payment, reported by the merchant's gateway."""
-        return self._push(ts, "gw:" + (m.gateway or "gw_paynova"), {
-            "event_type": "transaction", "txn_id": "", "timestamp": ts,
-            "source": m.gateway, "account_id": a.account_id, "amount": amount,
-            "currency": currency, "channel": "card_not_present",
-            "card_id": card_id or a.card_id, "merchant_id": m.merchant_id,
-            "merchant_category": m.mcc, "merchant_country": m.country,
-            "device_id": device.device_id if device else None, "ip": ip,
-            "user_agent": device.user_agent if device else None, "email": email,
-            "phone": phone, "billing_address": address, "status": status,
-            "_mname": m.name, "_app": bool(device and device.kind == "phone"),
-        }, label)
+        return self._push(
+            ts,
+            "gw:" + (m.gateway or "gw_paynova"),
+            {
+                "event_type": "transaction",
+                "txn_id": "",
+                "timestamp": ts,
+                "source": m.gateway,
+                "account_id": a.account_id,
+                "amount": amount,
+                "currency": currency,
+                "channel": "card_not_present",
+                "card_id": card_id or a.card_id,
+                "merchant_id": m.merchant_id,
+                "merchant_category": m.mcc,
+                "merchant_country": m.country,
+                "device_id": device.device_id if device else None,
+                "ip": ip,
+                "user_agent": device.user_agent if device else None,
+                "email": email,
+                "phone": phone,
+                "billing_address": address,
+                "status": status,
+                "_mname": m.name,
+                "_app": bool(device and device.kind == "phone"),
+            },
+            label,
+        )
 
-    def wallet_payment(self, a: Account, ts: int, amount: float, currency: str, m: Merchant, *,
-                       device: Device | None, ip: str | None, geo: dict[str, Any] | None,
-                       status: str = "approved", label: Label = None) -> bool:
+    def wallet_payment(
+        self,
+        a: Account,
+        ts: int,
+        amount: float,
+        currency: str,
+        m: Merchant,
+        *,
+        device: Device | None,
+        ip: str | None,
+        geo: dict[str, Any] | None,
+        status: str = "approved",
+        label: Label = None,
+    ) -> bool:
         """A payment made with the digital wallet (nested in the customer's document)."""
-        return self._push(ts, "wallet", {
-            "event_type": "transaction", "txn_id": "", "timestamp": ts,
-            "amount": amount, "currency": currency, "merchant_id": m.merchant_id,
-            "merchant_category": m.mcc, "merchant_country": m.country, "merchant_name": m.name,
-            "device_id": device.device_id if device else None, "ip": ip, "geo": geo,
-            "status": status, "_doc": a.wallet_id,
-        }, label)
+        return self._push(
+            ts,
+            "wallet",
+            {
+                "event_type": "transaction",
+                "txn_id": "",
+                "timestamp": ts,
+                "amount": amount,
+                "currency": currency,
+                "merchant_id": m.merchant_id,
+                "merchant_category": m.mcc,
+                "merchant_country": m.country,
+                "merchant_name": m.name,
+                "device_id": device.device_id if device else None,
+                "ip": ip,
+                "geo": geo,
+                "status": status,
+                "_doc": a.wallet_id,
+            },
+            label,
+        )
 
-    def transfer(self, payer: Account, ts: int, amount: float, currency: str, payee_id: str, *,
-                 kind: str, narrative: str, device: Device | None = None, ip: str | None = None,
-                 status: str = "approved", label: Label = None, origin: str = "mobile") -> bool:
+    def transfer(
+        self,
+        payer: Account,
+        ts: int,
+        amount: float,
+        currency: str,
+        payee_id: str,
+        *,
+        kind: str,
+        narrative: str,
+        device: Device | None = None,
+        ip: str | None = None,
+        status: str = "approved",
+        label: Label = None,
+        origin: str = "mobile",
+    ) -> bool:
         """A transfer booked in core banking (``kind``: SAL, DD, SO, TRF, INV)."""
-        return self._push(ts, "core", {
-            "event_type": "transaction", "txn_id": "", "timestamp": ts,
-            "source": "core_banking", "account_id": payer.account_id, "amount": amount,
-            "currency": currency, "channel": "transfer",
-            "counterparty_account_id": payee_id,
-            "device_id": device.device_id if device else None, "ip": ip, "status": status,
-            "_kind": kind, "_narr": narrative, "_origin": origin, "_bank": payer.bank,
-        }, label)
+        return self._push(
+            ts,
+            "core",
+            {
+                "event_type": "transaction",
+                "txn_id": "",
+                "timestamp": ts,
+                "source": "core_banking",
+                "account_id": payer.account_id,
+                "amount": amount,
+                "currency": currency,
+                "channel": "transfer",
+                "counterparty_account_id": payee_id,
+                "device_id": device.device_id if device else None,
+                "ip": ip,
+                "status": status,
+                "_kind": kind,
+                "_narr": narrative,
+                "_origin": origin,
+                "_bank": payer.bank,
+            },
+            label,
+        )
 
     # -- other events --------------------------------------------------------------------------
 
-    def login(self, a: Account, ts: int, *, via: str, success: bool, mfa: bool,
-              device: Device | None, ip: str, geo: dict[str, Any] | None,
-              reason: str | None = None, label: Label = None, user_agent: str | None = None
-              ) -> bool:
+    def login(
+        self,
+        a: Account,
+        ts: int,
+        *,
+        via: str,
+        success: bool,
+        mfa: bool,
+        device: Device | None,
+        ip: str,
+        geo: dict[str, Any] | None,
+        reason: str | None = None,
+        label: Label = None,
+        user_agent: str | None = None,
+    ) -> bool:
         """A login attempt: ``via`` is ``app`` (bank stream), ``web`` (auth log) or ``wallet``."""
         sink = {"app": "bank:" + a.bank, "web": "auth", "wallet": "wallet"}[via]
         ua = user_agent or (device.user_agent if device else None)
         if via == "app" and device is not None:
             ua = _app_agent(a.bank, device)
-        return self._push(ts, sink, {
-            "event_type": "login", "event_id": "", "timestamp": ts,
-            "account_id": a.account_id, "success": success, "mfa_used": mfa,
-            "source": a.bank if via == "app" else None,
-            "device_id": device.device_id if device else None, "ip": ip, "geo": geo,
-            "user_agent": ua, "failure_reason": reason, "_doc": a.wallet_id,
-            "_region": "us" if a.country == "US" else "eu",
-        }, label)
+        return self._push(
+            ts,
+            sink,
+            {
+                "event_type": "login",
+                "event_id": "",
+                "timestamp": ts,
+                "account_id": a.account_id,
+                "success": success,
+                "mfa_used": mfa,
+                "source": a.bank if via == "app" else None,
+                "device_id": device.device_id if device else None,
+                "ip": ip,
+                "geo": geo,
+                "user_agent": ua,
+                "failure_reason": reason,
+                "_doc": a.wallet_id,
+                "_region": "us" if a.country == "US" else "eu",
+            },
+            label,
+        )
 
-    def device_seen(self, a: Account, ts: int, device: Device, ip: str,
-                    geo: dict[str, Any] | None, *, via: str = "app",
-                    label: Label = None) -> bool:
-        """A device fingerprint observation, in the bank stream (``app``) or the wallet."""
-        return self._push(ts, "bank:" + a.bank if via == "app" else "wallet", {
-            "event_type": "device_event", "event_id": "", "timestamp": ts,
-            "device_id": device.device_id, "account_id": a.account_id, "source": a.bank,
-            "os": device.os, "os_version": device.os_version, "browser": device.browser,
-            "emulator": device.emulator, "rooted": device.rooted, "screen": device.screen,
-            "timezone": device.timezone, "language": device.language, "ip": ip, "geo": geo,
-            "_model": device.model, "_doc": a.wallet_id,
-        }, label)
+    def device_seen(
+        self,
+        a: Account,
+        ts: int,
+        device: Device | None,
+        ip: str,
+        geo: dict[str, Any] | None,
+        *,
+        via: str = "app",
+        label: Label = None,
+    ) -> bool:
+        """A device fingerprint observation, in the bank stream (``app``) or the wallet.
 
-    def account_event(self, a: Account, ts: int, kind: str, *, new_value: str | None = None,
-                      device: Device | None = None, ip: str | None = None, via: str = "bank",
-                      label: Label = None, reset_via: str = "email_link") -> bool:
+        Returns False (nothing emitted) when ``device`` is None or ``ts`` is outside the window.
+        """
+        if device is None:
+            return False
+        return self._push(
+            ts,
+            "bank:" + a.bank if via == "app" else "wallet",
+            {
+                "event_type": "device_event",
+                "event_id": "",
+                "timestamp": ts,
+                "device_id": device.device_id,
+                "account_id": a.account_id,
+                "source": a.bank,
+                "os": device.os,
+                "os_version": device.os_version,
+                "browser": device.browser,
+                "emulator": device.emulator,
+                "rooted": device.rooted,
+                "screen": device.screen,
+                "timezone": device.timezone,
+                "language": device.language,
+                "ip": ip,
+                "geo": geo,
+                "_model": device.model,
+                "_doc": a.wallet_id,
+            },
+            label,
+        )
+
+    def account_event(
+        self,
+        a: Account,
+        ts: int,
+        kind: str,
+        *,
+        new_value: str | None = None,
+        device: Device | None = None,
+        ip: str | None = None,
+        via: str = "bank",
+        label: Label = None,
+        reset_via: str = "email_link",
+    ) -> bool:
         """An account change; password resets go to the auth log (``via="auth"``)."""
-        return self._push(ts, "bank:" + a.bank if via == "bank" else "auth", {
-            "event_type": "account_event", "event_id": "", "timestamp": ts,
-            "account_id": a.account_id, "kind": kind, "new_value": new_value,
-            "source": a.bank, "device_id": device.device_id if device else None, "ip": ip,
-            "_via": reset_via, "_region": "us" if a.country == "US" else "eu",
-        }, label)
+        return self._push(
+            ts,
+            "bank:" + a.bank if via == "bank" else "auth",
+            {
+                "event_type": "account_event",
+                "event_id": "",
+                "timestamp": ts,
+                "account_id": a.account_id,
+                "kind": kind,
+                "new_value": new_value,
+                "source": a.bank,
+                "device_id": device.device_id if device else None,
+                "ip": ip,
+                "_via": reset_via,
+                "_region": "us" if a.country == "US" else "eu",
+            },
+            label,
+        )
 
     def noise(self, ts: int, text: str, region: str = "eu") -> bool:
         """An auth-server log line that is not an event (health checks, session expiry...)."""
-        return self._push(ts, "auth", {"event_type": "noise", "_text": text, "_region": region},
-                          None)
+        return self._push(
+            ts, "auth", {"event_type": "noise", "_text": text, "_region": region}, None
+        )
 
 
 def _app_agent(bank: str, device: Device) -> str:
-    app = {"bank_alba": "AlbaMobile/7.4.2", "bank_rhein": "RheinBanking/5.12.0",
-           "bank_meridian": "MeridianApp/3.31.1", "bank_liberty": "LibertyBank/24.10.3"}[bank]
+    app = {
+        "bank_alba": "AlbaMobile/7.4.2",
+        "bank_rhein": "RheinBanking/5.12.0",
+        "bank_meridian": "MeridianApp/3.31.1",
+        "bank_liberty": "LibertyBank/24.10.3",
+    }[bank]
     return f"{app} ({device.model or device.os}; {device.os} {device.os_version})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,9 +63,13 @@ class Casting:
     def __init__(self, world: World, rnd: random.Random) -> None:
         self.w = world
         self.rnd = rnd
-        pool = [i for i in world.persons
-                if world.accounts[i].opened_day is None and world.accounts[i].closed_day is None
-                and world.accounts[i].kind == "person"]
+        pool = [
+            i
+            for i in world.persons
+            if world.accounts[i].opened_day is None
+            and world.accounts[i].closed_day is None
+            and world.accounts[i].kind == "person"
+        ]
         rnd.shuffle(pool)
         self._pool = pool
         self.mules: list[tuple[Account, str]] = []
@@ -104,6 +109,10 @@ class Ring:
         raise NotImplementedError
 
 
+RingFactory = Callable[[str, World, "Casting", FraudConfig, random.Random], Ring]
+"""A typology's constructor: (ring id, world, casting, knobs, random source) -> ring."""
+
+
 def _country(rnd: random.Random) -> str:
     return rnd.choices(cat.HOME_COUNTRIES, weights=cat.HOME_WEIGHTS)[0]
 
@@ -117,21 +126,26 @@ def _city(rnd: random.Random, country: str) -> City:
 
 
 class SyntheticIdentity(Ring):
-    """Invented customers sharing devices, phones, e-mails and addresses; they build a normal
-    history of small purchases, then max out everything on one bust-out day."""
+    """Synthetic identities: invented customers who share devices, phones, e-mails, addresses.
 
-    def __init__(self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig,
-                 rnd: random.Random) -> None:
+    They build a normal history of small purchases, then max out everything on one bust-out
+    day (big purchases, cash, a transfer to the ring's collector).
+    """
+
+    def __init__(
+        self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig, rnd: random.Random
+    ) -> None:
         super().__init__(ring_id, "synthetic_identity")
         self.w = w
         country = _country(rnd)
         city = _city(rnd, country)
         self.city = city
         size = _rand(rnd, cfg.synthetic_size)
-        self.devices = [w.device("phone", country, city.tz, emulator=rnd.random() < 0.25)
-                        for _ in range(rnd.randint(1, max(1, min(3, size // 2))))]
-        self.ips = [w.home_ip(country) for _ in range(rnd.randint(1, 2))] + [
-            w.fraud_ip("hosting")]
+        self.devices = [
+            w.device("phone", country, city.tz, emulator=rnd.random() < 0.25)
+            for _ in range(rnd.randint(1, max(1, min(3, size // 2))))
+        ]
+        self.ips = [w.home_ip(country) for _ in range(rnd.randint(1, 2))] + [w.fraud_ip("hosting")]
         first, last = w.person_name(country)
         emails = [w.email_for(first, last, country) for _ in range(rnd.randint(1, 2))]
         phones = [w.phone_number(country) for _ in range(rnd.randint(1, 2))]
@@ -141,9 +155,20 @@ class SyntheticIdentity(Ring):
             f, ln = w.person_name(country)
             opened = rnd.randint(0, max(0, w.days // 4)) if rnd.random() < 0.5 else None
             a = w.add_account(
-                kind="person", bank=BANK_COUNTRIES[country], country=country, city=city,
-                currency=cat.COUNTRY_CURRENCY[country], name=f"{f} {ln}", first=f, last=ln,
-                archetype="online", rate=0.9, spend=0.6, synthetic=True, opened_day=opened)
+                kind="person",
+                bank=BANK_COUNTRIES[country],
+                country=country,
+                city=city,
+                currency=cat.COUNTRY_CURRENCY[country],
+                name=f"{f} {ln}",
+                first=f,
+                last=ln,
+                archetype="online",
+                rate=0.9,
+                spend=0.6,
+                synthetic=True,
+                opened_day=opened,
+            )
             a.email = rnd.choice(emails) if rnd.random() < 0.6 else w.email_for(f, ln, country)
             a.phone = rnd.choice(phones) if rnd.random() < 0.7 else w.phone_number(country)
             a.address = rnd.choice(addresses) if rnd.random() < 0.8 else w.street_address(city)
@@ -163,7 +188,7 @@ class SyntheticIdentity(Ring):
         self.bust = cfg.bust_out_txns
         self.buildup = cfg.buildup_rate
 
-    def emit(self, em: Emitter, rnd: random.Random) -> None:
+    def emit(self, em: Emitter, rnd: random.Random) -> None:  # noqa: D102 - see Ring.emit
         w, lab = self.w, self.label
         city = self.city
         geo = geo_of(city, rnd)
@@ -175,18 +200,28 @@ class SyntheticIdentity(Ring):
             if a.opened_day is not None:
                 ts = w.local_ts(a.tz, first, 10 + 8 * rnd.random())
                 em.account_event(a, ts, "opened", device=dev, ip=a.home_ip, label=lab)
-                em.device_seen(a, ts + 40, dev, a.home_ip, geo, label=lab)  # type: ignore[arg-type]
+                em.device_seen(a, ts + 40, dev, a.home_ip, geo, label=lab)
             for d in range(first, self.bust_day):
                 for _ in range(_poisson(rnd, self.buildup)):
                     self._small_purchase(em, rnd, a, d, lab)
                 if rnd.random() < 0.4:
                     ts = w.local_ts(a.tz, d, 8 + 14 * rnd.random())
-                    em.login(a, ts, via="app", success=True, mfa=False, device=dev,
-                             ip=a.mobile_ip, geo=geo, label=lab)
+                    em.login(
+                        a,
+                        ts,
+                        via="app",
+                        success=True,
+                        mfa=False,
+                        device=dev,
+                        ip=a.mobile_ip,
+                        geo=geo,
+                        label=lab,
+                    )
             self._bust_out(em, rnd, a, lab)
 
-    def _small_purchase(self, em: Emitter, rnd: random.Random, a: Account, d: int,
-                        lab: Label) -> None:
+    def _small_purchase(
+        self, em: Emitter, rnd: random.Random, a: Account, d: int, lab: Label
+    ) -> None:
         w = self.w
         code = rnd.choice(("5411", "5814", "5999", "5818", "5499", "5541"))
         ts = w.local_ts(a.tz, d, 9 + 12 * rnd.random())
@@ -194,14 +229,34 @@ class SyntheticIdentity(Ring):
         amount = _money(rnd, mcc.mu - 0.3, 0.5, a.currency)
         if mcc.online:
             pool = w.online_pools[(a.country, code)]
-            em.cnp(a, ts, amount, a.currency, pool[a.fav % len(pool)], device=a.home_device,
-                   ip=a.home_ip, email=a.email, phone=a.phone, address=a.address, label=lab)
+            em.cnp(
+                a,
+                ts,
+                amount,
+                a.currency,
+                pool[a.fav % len(pool)],
+                device=a.home_device,
+                ip=a.home_ip,
+                email=a.email,
+                phone=a.phone,
+                address=a.address,
+                label=lab,
+            )
         else:
             pool = w.city_pools[(a.city.name, code)]
             m = pool[(a.fav + rnd.randrange(3)) % len(pool)]
             if a.wallet_id and rnd.random() < 0.4:
-                em.wallet_payment(a, ts, amount, a.currency, m, device=a.phone_device,
-                                  ip=a.mobile_ip, geo=m.geo, label=lab)
+                em.wallet_payment(
+                    a,
+                    ts,
+                    amount,
+                    a.currency,
+                    m,
+                    device=a.phone_device,
+                    ip=a.mobile_ip,
+                    geo=m.geo,
+                    label=lab,
+                )
             else:
                 em.card(a, ts, amount, a.currency, m, label=lab)
 
@@ -215,53 +270,99 @@ class SyntheticIdentity(Ring):
             amount = _money(rnd, 6.3, 0.4, a.currency)
             if rnd.random() < 0.5:
                 pool = w.online_pools[(a.country, "5999")]
-                em.cnp(a, t, amount, a.currency, rnd.choice(pool), device=a.home_device,
-                       ip=rnd.choice(self.ips), email=a.email, phone=a.phone,
-                       address=a.address, status=status, label=lab)
+                em.cnp(
+                    a,
+                    t,
+                    amount,
+                    a.currency,
+                    rnd.choice(pool),
+                    device=a.home_device,
+                    ip=rnd.choice(self.ips),
+                    email=a.email,
+                    phone=a.phone,
+                    address=a.address,
+                    status=status,
+                    label=lab,
+                )
             else:
                 code = rnd.choice(("5732", "5732", "5311", "5651"))
-                em.card(a, t, amount, a.currency, rnd.choice(w.city_pools[(a.city.name, code)]),
-                        status=status, label=lab)
+                em.card(
+                    a,
+                    t,
+                    amount,
+                    a.currency,
+                    rnd.choice(w.city_pools[(a.city.name, code)]),
+                    status=status,
+                    label=lab,
+                )
         cash = {"GBP": 300, "EUR": 400, "USD": 500}.get(a.currency, 400)
-        em.atm(a, t + rnd.randint(HOUR, 3 * HOUR), cash, a.currency,
-               rnd.choice(w.atms[a.city.name]), label=lab)
+        em.atm(
+            a,
+            t + rnd.randint(HOUR, 3 * HOUR),
+            cash,
+            a.currency,
+            rnd.choice(w.atms[a.city.name]),
+            label=lab,
+        )
         if self.collector is not None:
-            em.transfer(a, t + rnd.randint(2 * HOUR, 6 * HOUR), _money(rnd, 7.0, 0.4, a.currency),
-                        a.currency, self.collector.account_id, kind="TRF", narrative="loan",
-                        device=a.phone_device, ip=rnd.choice(self.ips), label=lab)
+            em.transfer(
+                a,
+                t + rnd.randint(2 * HOUR, 6 * HOUR),
+                _money(rnd, 7.0, 0.4, a.currency),
+                a.currency,
+                self.collector.account_id,
+                kind="TRF",
+                narrative="loan",
+                device=a.phone_device,
+                ip=rnd.choice(self.ips),
+                label=lab,
+            )
 
 
 # -- 2. mule networks -------------------------------------------------------------------------
 
-_SCAM_NOTES = ("invoice 2291", "deposit", "investment", "parcel fee", "safe account",
-               "holiday booking", "car deposit", "crypto")
+_SCAM_NOTES = (
+    "invoice 2291",
+    "deposit",
+    "investment",
+    "parcel fee",
+    "safe account",
+    "holiday booking",
+    "car deposit",
+    "crypto",
+)
 _MULE_NOTES = ("rent", "loan", "repayment", "for you", "car", "money back", "thanks")
 
 
 class MuleNetwork(Ring):
-    """Scam victims pay mules (fan-in); within hours the mules pass the money on to second-line
-    accounts (fan-out, partly from the handler's phone) and those to a collector: A->B->C."""
+    """Mule network: scam victims pay mules, who pass the money on within hours.
 
-    def __init__(self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig,
-                 rnd: random.Random) -> None:
+    Fan-in from victims to each mule; fan-out from the mules to second-line accounts (partly
+    from the handler's phone, which logs into several mules); those forward to a collector:
+    chains A->B->C.
+    """
+
+    def __init__(
+        self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig, rnd: random.Random
+    ) -> None:
         super().__init__(ring_id, "mule_network")
         self.w = w
         country = _country(rnd)
         self.mules = cast.take(_rand(rnd, cfg.mules), country)
         self.layers = cast.take(_rand(rnd, cfg.layer_accounts), country)
         self.collector = cast.take(1, country)
-        self.victims = {m.idx: cast.take(_rand(rnd, cfg.victims_per_mule), country)
-                        for m in self.mules}
+        self.victims = {
+            m.idx: cast.take(_rand(rnd, cfg.victims_per_mule), country) for m in self.mules
+        }
         city = self.mules[0].city if self.mules else _city(rnd, country)
         self.handler = w.device("phone", country, city.tz, emulator=rnd.random() < 0.3)
-        self.handler_ips = [w.fraud_ip("hosting"), w.fraud_ip("hosting"),
-                            w.home_ip(country)]
+        self.handler_ips = [w.fraud_ip("hosting"), w.fraud_ip("hosting"), w.home_ip(country)]
         self.members += [(m, "mule") for m in self.mules + self.layers]
         self.members += [(c, "collector") for c in self.collector]
         self.members += [(v, "victim") for vs in self.victims.values() for v in vs]
         cast.mules += [(m, ring_id) for m in self.mules]
 
-    def emit(self, em: Emitter, rnd: random.Random) -> None:
+    def emit(self, em: Emitter, rnd: random.Random) -> None:  # noqa: D102 - see Ring.emit
         w, lab = self.w, self.label
         if not self.mules or not self.layers or not self.collector:
             return
@@ -279,11 +380,18 @@ class MuleNetwork(Ring):
                     ts = w.local_ts(v.tz, d, 9 + 10 * rnd.random())
                     for _ in range(2 if rnd.random() < 0.3 else 1):
                         amount = _money(rnd, 6.2 + 0.3 * (v.spend - 1), 0.5, v.currency)
-                        ok = em.transfer(v, ts, amount, v.currency, m.account_id, kind="TRF",
-                                         narrative=rnd.choice(_SCAM_NOTES),
-                                         device=v.phone_device,
-                                         ip=v.mobile_ip if rnd.random() < 0.6 else v.home_ip,
-                                         label=lab)
+                        ok = em.transfer(
+                            v,
+                            ts,
+                            amount,
+                            v.currency,
+                            m.account_id,
+                            kind="TRF",
+                            narrative=rnd.choice(_SCAM_NOTES),
+                            device=v.phone_device,
+                            ip=v.mobile_ip if rnd.random() < 0.6 else v.home_ip,
+                            label=lab,
+                        )
                         if ok:
                             received += amount
                             last = max(last, ts)
@@ -294,13 +402,28 @@ class MuleNetwork(Ring):
                 use_handler = rnd.random() < 0.5
                 dev = self.handler if use_handler else m.phone_device
                 ip = rnd.choice(self.handler_ips) if use_handler else m.mobile_ip
-                em.login(m, t - 2 * MINUTE, via="app", success=True, mfa=False, device=dev,
-                         ip=ip, geo=geo_of(m.city, rnd), label=lab)
+                em.login(
+                    m,
+                    t - 2 * MINUTE,
+                    via="app",
+                    success=True,
+                    mfa=False,
+                    device=dev,
+                    ip=ip,
+                    geo=geo_of(m.city, rnd),
+                    label=lab,
+                )
                 remaining = round(received * rnd.uniform(0.88, 0.95), 2)
                 if rnd.random() < 0.4:
                     cash = min(500, round(remaining * 0.1, -1) or 20)
-                    em.atm(m, t + rnd.randint(HOUR, 3 * HOUR), cash, m.currency,
-                           rnd.choice(w.atms[m.city.name]), label=lab)
+                    em.atm(
+                        m,
+                        t + rnd.randint(HOUR, 3 * HOUR),
+                        cash,
+                        m.currency,
+                        rnd.choice(w.atms[m.city.name]),
+                        label=lab,
+                    )
                     remaining = round(remaining - cash, 2)
                 parts = rnd.randint(1, min(3, len(self.layers) + 1))
                 for i in range(parts):
@@ -310,14 +433,32 @@ class MuleNetwork(Ring):
                     t += rnd.randint(2 * MINUTE, 30 * MINUTE)
                     if share <= 0:
                         continue
-                    em.transfer(m, t, share, m.currency, layer.account_id, kind="TRF",
-                                narrative=rnd.choice(_MULE_NOTES), device=dev, ip=ip, label=lab)
+                    em.transfer(
+                        m,
+                        t,
+                        share,
+                        m.currency,
+                        layer.account_id,
+                        kind="TRF",
+                        narrative=rnd.choice(_MULE_NOTES),
+                        device=dev,
+                        ip=ip,
+                        label=lab,
+                    )
                     t2 = t + rnd.randint(HOUR, 4 * HOUR)
                     fwd = round(share * rnd.uniform(0.9, 0.97), 2)
-                    em.transfer(layer, t2, fwd, layer.currency, collector.account_id,
-                                kind="TRF", narrative=rnd.choice(_MULE_NOTES),
-                                device=self.handler if rnd.random() < 0.6 else
-                                layer.phone_device, ip=rnd.choice(self.handler_ips), label=lab)
+                    em.transfer(
+                        layer,
+                        t2,
+                        fwd,
+                        layer.currency,
+                        collector.account_id,
+                        kind="TRF",
+                        narrative=rnd.choice(_MULE_NOTES),
+                        device=self.handler if rnd.random() < 0.6 else layer.phone_device,
+                        ip=rnd.choice(self.handler_ips),
+                        label=lab,
+                    )
 
 
 # -- 3. round tripping -----------------------------------------------------------------------
@@ -326,8 +467,9 @@ class MuleNetwork(Ring):
 class RoundTripping(Ring):
     """Money cycling A->B->C->A in similar amounts (a little is kept at each hop)."""
 
-    def __init__(self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig,
-                 rnd: random.Random) -> None:
+    def __init__(
+        self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig, rnd: random.Random
+    ) -> None:
         super().__init__(ring_id, "round_tripping")
         self.w = w
         country = _country(rnd)
@@ -335,7 +477,7 @@ class RoundTripping(Ring):
         self.members += [(a, "ring_member") for a in self.accts]
         self.cycles = _rand(rnd, cfg.round_trip_cycles)
 
-    def emit(self, em: Emitter, rnd: random.Random) -> None:
+    def emit(self, em: Emitter, rnd: random.Random) -> None:  # noqa: D102 - see Ring.emit
         w, lab = self.w, self.label
         k = len(self.accts)
         if k < 2:
@@ -348,10 +490,19 @@ class RoundTripping(Ring):
             amount = round(_money(rnd, 7.9, 0.5, a0.currency), -1)
             for i in range(k):
                 src, dst = self.accts[i], self.accts[(i + 1) % k]
-                em.transfer(src, t, amount, src.currency, dst.account_id, kind="TRF",
-                            narrative=f"{rnd.choice(notes)} {rnd.randint(100, 9999)}",
-                            device=src.home_device or src.phone_device, ip=src.home_ip,
-                            origin="online", label=lab)
+                em.transfer(
+                    src,
+                    t,
+                    amount,
+                    src.currency,
+                    dst.account_id,
+                    kind="TRF",
+                    narrative=f"{rnd.choice(notes)} {rnd.randint(100, 9999)}",
+                    device=src.home_device or src.phone_device,
+                    ip=src.home_ip,
+                    origin="online",
+                    label=lab,
+                )
                 t += rnd.randint(2 * HOUR, 20 * HOUR)
                 amount = round(amount * (1 - rnd.uniform(0.0, 0.02)), 2)
 
@@ -360,28 +511,35 @@ class RoundTripping(Ring):
 
 
 class CardTesting(Ring):
-    """A tester tries stolen cards with bursts of tiny online payments at one or two merchants
-    (most declined), then spends on the cards that worked."""
+    """Card testing: bursts of tiny online payments on stolen cards, then spending.
 
-    def __init__(self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig,
-                 rnd: random.Random) -> None:
+    One tester (one device, a few hosting IPs, throwaway e-mails) tries several cards at one
+    or two merchants within minutes, most declined; cards that work are used for purchases.
+    """
+
+    def __init__(
+        self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig, rnd: random.Random
+    ) -> None:
         super().__init__(ring_id, "card_testing")
         self.w = w
         self.victims = cast.take(_rand(rnd, cfg.cards_per_tester))
         self.members += [(v, "victim") for v in self.victims]
         country = _country(rnd)
-        self.device = w.device("desktop" if rnd.random() < 0.5 else "phone", country, "UTC",
-                               emulator=rnd.random() < 0.4)
+        self.device = w.device(
+            "desktop" if rnd.random() < 0.5 else "phone",
+            country,
+            "UTC",
+            emulator=rnd.random() < 0.4,
+        )
         self.ips = [w.fraud_ip("hosting") for _ in range(3)]
-        self.emails = [w.email_for(*w.person_name("US"), "US", throwaway=True)
-                       for _ in range(2)]
+        self.emails = [w.email_for(*w.person_name("US"), "US", throwaway=True) for _ in range(2)]
         pool = w.online_pools[(country, "5818")]
         self.test_merchants = rnd.sample(pool, min(len(pool), rnd.randint(1, 2)))
         self.cashout = w.online_pools[(country, "5999")]
         self.tests = cfg.tests_per_card
         self.decline = cfg.decline_rate
 
-    def emit(self, em: Emitter, rnd: random.Random) -> None:
+    def emit(self, em: Emitter, rnd: random.Random) -> None:  # noqa: D102 - see Ring.emit
         w, lab = self.w, self.label
         day = rnd.randrange(max(1, w.days - 1))
         t = w.t0 + day * 86400 + rnd.randint(0, 20 * HOUR)
@@ -396,18 +554,37 @@ class CardTesting(Ring):
                     amount = 100.0
                 status = "declined" if rnd.random() < self.decline else "approved"
                 ok_any |= status == "approved"
-                em.cnp(v, t, amount, v.currency, rnd.choice(self.test_merchants),
-                       device=self.device, ip=rnd.choice(self.ips),
-                       email=rnd.choice(self.emails), phone=None, address=addr,
-                       status=status, label=lab)
+                em.cnp(
+                    v,
+                    t,
+                    amount,
+                    v.currency,
+                    rnd.choice(self.test_merchants),
+                    device=self.device,
+                    ip=rnd.choice(self.ips),
+                    email=rnd.choice(self.emails),
+                    phone=None,
+                    address=addr,
+                    status=status,
+                    label=lab,
+                )
             if ok_any:
                 t2 = t + rnd.randint(HOUR, 6 * HOUR)
                 for _ in range(rnd.randint(1, 2)):
-                    em.cnp(v, t2, _money(rnd, 4.6 + 0.3 * (v.spend - 1), 0.5, v.currency),
-                           v.currency, rnd.choice(self.cashout), device=self.device,
-                           ip=rnd.choice(self.ips), email=rnd.choice(self.emails), phone=None,
-                           address=addr,
-                           status="approved" if rnd.random() < 0.7 else "declined", label=lab)
+                    em.cnp(
+                        v,
+                        t2,
+                        _money(rnd, 4.6 + 0.3 * (v.spend - 1), 0.5, v.currency),
+                        v.currency,
+                        rnd.choice(self.cashout),
+                        device=self.device,
+                        ip=rnd.choice(self.ips),
+                        email=rnd.choice(self.emails),
+                        phone=None,
+                        address=addr,
+                        status="approved" if rnd.random() < 0.7 else "declined",
+                        label=lab,
+                    )
                     t2 += rnd.randint(5 * MINUTE, HOUR)
 
 
@@ -415,19 +592,24 @@ class CardTesting(Ring):
 
 
 class AccountTakeover(Ring):
-    """A crew guesses passwords, resets them, logs in from a new device far away, changes the
-    contact details and drains the account to mules in several transfers."""
+    """Account takeover: password guessing, reset, new device far away, drained to mules.
 
-    def __init__(self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig,
-                 rnd: random.Random) -> None:
+    After the reset the crew logs in from a new device, changes the e-mail (and sometimes the
+    phone) and drains the account in several transfers to mules.
+    """
+
+    def __init__(
+        self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig, rnd: random.Random
+    ) -> None:
         super().__init__(ring_id, "account_takeover")
         self.w = w
         self.victims = cast.take(_rand(rnd, cfg.takeover_victims))
         self.members += [(v, "compromised") for v in self.victims]
         self.base = rnd.choice(cat.FRAUD_CITIES)
-        self.devices = [w.device("phone", self.base.country, self.base.tz),
-                        w.device("desktop", self.base.country, self.base.tz,
-                                 emulator=rnd.random() < 0.3)]
+        self.devices = [
+            w.device("phone", self.base.country, self.base.tz),
+            w.device("desktop", self.base.country, self.base.tz, emulator=rnd.random() < 0.3),
+        ]
         self.email = w.email_for(*w.person_name("US"), "US", throwaway=True)
         self.phone = w.phone_number(self.base.country)
         if cast.mules and rnd.random() < 0.7:
@@ -437,7 +619,7 @@ class AccountTakeover(Ring):
             self.members += [(m, "mule") for m in self.mules]
         self.drains = cfg.drains_per_victim
 
-    def emit(self, em: Emitter, rnd: random.Random) -> None:
+    def emit(self, em: Emitter, rnd: random.Random) -> None:  # noqa: D102 - see Ring.emit
         w, lab = self.w, self.label
         if not self.mules:
             return
@@ -452,41 +634,96 @@ class AccountTakeover(Ring):
                 ip, geo = w.fraud_ip("hosting"), geo_of(dc, rnd, 0.01)
             tf = t - rnd.randint(15 * MINUTE, 40 * MINUTE)
             for _ in range(rnd.randint(1, 3)):
-                em.login(v, tf, via="web", success=False, mfa=False, device=dev, ip=ip, geo=geo,
-                         reason="bad_password", label=lab)
+                em.login(
+                    v,
+                    tf,
+                    via="web",
+                    success=False,
+                    mfa=False,
+                    device=dev,
+                    ip=ip,
+                    geo=geo,
+                    reason="bad_password",
+                    label=lab,
+                )
                 tf += rnd.randint(20, 180)
-            em.account_event(v, t - rnd.randint(3 * MINUTE, 10 * MINUTE), "password_reset",
-                             device=dev, ip=ip, via="auth",
-                             reset_via=rnd.choice(("email_link", "sms_code")), label=lab)
-            em.login(v, t, via="web", success=True, mfa=False, device=dev, ip=ip, geo=geo,
-                     label=lab)
-            em.login(v, t + 3 * MINUTE, via="app", success=True, mfa=False, device=dev, ip=ip,
-                     geo=geo, label=lab)
+            em.account_event(
+                v,
+                t - rnd.randint(3 * MINUTE, 10 * MINUTE),
+                "password_reset",
+                device=dev,
+                ip=ip,
+                via="auth",
+                reset_via=rnd.choice(("email_link", "sms_code")),
+                label=lab,
+            )
+            em.login(
+                v, t, via="web", success=True, mfa=False, device=dev, ip=ip, geo=geo, label=lab
+            )
+            em.login(
+                v,
+                t + 3 * MINUTE,
+                via="app",
+                success=True,
+                mfa=False,
+                device=dev,
+                ip=ip,
+                geo=geo,
+                label=lab,
+            )
             em.device_seen(v, t + 4 * MINUTE, dev, ip, geo, label=lab)
-            em.account_event(v, t + 6 * MINUTE, "email_changed", new_value=self.email,
-                             device=dev, ip=ip, label=lab)
+            em.account_event(
+                v,
+                t + 6 * MINUTE,
+                "email_changed",
+                new_value=self.email,
+                device=dev,
+                ip=ip,
+                label=lab,
+            )
             if rnd.random() < 0.5:
-                em.account_event(v, t + 8 * MINUTE, "phone_changed", new_value=self.phone,
-                                 device=dev, ip=ip, label=lab)
+                em.account_event(
+                    v,
+                    t + 8 * MINUTE,
+                    "phone_changed",
+                    new_value=self.phone,
+                    device=dev,
+                    ip=ip,
+                    label=lab,
+                )
             td = t + 15 * MINUTE
             for _ in range(_rand(rnd, self.drains)):
                 td += rnd.randint(10 * MINUTE, 90 * MINUTE)
                 amount = _money(rnd, 5.6 + 0.4 * (v.spend - 1), 0.5, v.currency)
-                em.transfer(v, td, amount, v.currency, rnd.choice(self.mules).account_id,
-                            kind="TRF", narrative=rnd.choice(_MULE_NOTES), device=dev, ip=ip,
-                            status="declined" if rnd.random() < 0.15 else "approved",
-                            origin="online", label=lab)
+                em.transfer(
+                    v,
+                    td,
+                    amount,
+                    v.currency,
+                    rnd.choice(self.mules).account_id,
+                    kind="TRF",
+                    narrative=rnd.choice(_MULE_NOTES),
+                    device=dev,
+                    ip=ip,
+                    status="declined" if rnd.random() < 0.15 else "approved",
+                    origin="online",
+                    label=lab,
+                )
 
 
 # -- 6. collusive merchant -----------------------------------------------------------------------
 
 
 class CollusiveMerchant(Ring):
-    """A merchant whose owner runs a ring of cards through the till: repeated round-sum
-    purchases, refunds days later, and 'commission' transfers back to the cardholders."""
+    """Collusive merchant: the owner runs a ring of cards through the till.
 
-    def __init__(self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig,
-                 rnd: random.Random) -> None:
+    Repeated round-sum purchases, refunds days later, and 'commission' transfers from the
+    owner back to the cardholders. Honest customers shop there too.
+    """
+
+    def __init__(
+        self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig, rnd: random.Random
+    ) -> None:
         super().__init__(ring_id, "collusive_merchant")
         self.w = w
         country = _country(rnd)
@@ -497,20 +734,25 @@ class CollusiveMerchant(Ring):
         label = cat.MCCS[cat.MCC_INDEX[code]].label
         self.merchant: Merchant = w.new_merchant(f"{surname} {label}", code, country, city)
         w.city_pools[(city.name, code)].append(self.merchant)  # honest customers shop there too
-        suffix = {"GB": "Ltd", "US": "LLC", "DE": "GmbH", "FR": "SARL", "NL": "B.V.",
-                  "ES": "S.L."}[country]
+        suffix = {"GB": "Ltd", "US": "LLC", "DE": "GmbH", "FR": "SARL", "NL": "B.V.", "ES": "S.L."}[
+            country
+        ]
         self.owner = w.add_account(
-            kind="business", bank=BANK_COUNTRIES[country], country=country, city=city,
-            currency=cat.COUNTRY_CURRENCY[country], name=f"{surname} {label} {suffix}",
-            business_kind="merchant_owner")
+            kind="business",
+            bank=BANK_COUNTRIES[country],
+            country=country,
+            city=city,
+            currency=cat.COUNTRY_CURRENCY[country],
+            name=f"{surname} {label} {suffix}",
+            business_kind="merchant_owner",
+        )
         self.owner.phone_device = w.device("desktop", country, city.tz)
         self.owner.home_ip = w.home_ip(country)
-        self.members += [(self.owner, "merchant_owner")] + [(c, "ring_member")
-                                                             for c in self.cards]
+        self.members += [(self.owner, "merchant_owner")] + [(c, "ring_member") for c in self.cards]
         self.txns = cfg.collusive_txns
         self.reversal = cfg.reversal_rate
 
-    def emit(self, em: Emitter, rnd: random.Random) -> None:
+    def emit(self, em: Emitter, rnd: random.Random) -> None:  # noqa: D102 - see Ring.emit
         w, lab, m = self.w, self.label, self.merchant
         fx = cat.FX_PER_EUR[self.owner.currency]
         for c in self.cards:
@@ -528,34 +770,47 @@ class CollusiveMerchant(Ring):
             if spent > 0:
                 d = rnd.randrange(max(1, w.days))
                 ts = w.local_ts(self.owner.tz, d, 11 + 6 * rnd.random())
-                em.transfer(self.owner, ts, round(spent * rnd.uniform(0.3, 0.6), 2),
-                            self.owner.currency, c.account_id, kind="TRF",
-                            narrative=rnd.choice(("COMMISSION", "CASHBACK", "REFUND")),
-                            device=self.owner.phone_device, ip=self.owner.home_ip,
-                            origin="online", label=lab)
+                em.transfer(
+                    self.owner,
+                    ts,
+                    round(spent * rnd.uniform(0.3, 0.6), 2),
+                    self.owner.currency,
+                    c.account_id,
+                    kind="TRF",
+                    narrative=rnd.choice(("COMMISSION", "CASHBACK", "REFUND")),
+                    device=self.owner.phone_device,
+                    ip=self.owner.home_ip,
+                    origin="online",
+                    label=lab,
+                )
 
 
 # -- 7. impossible travel --------------------------------------------------------------------------
 
 
 class ImpossibleTravel(Ring):
-    """A skimming gang uses cloned cards in a far-away city minutes after their owners paid
-    at home; some owners' app is also logged into from there."""
+    """Impossible travel: cloned cards used far away minutes after a payment at home.
 
-    def __init__(self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig,
-                 rnd: random.Random) -> None:
+    A skimming gang cashes out in one far-away city (same shops and ATMs for every card);
+    some owners' banking app is also logged into from there.
+    """
+
+    def __init__(
+        self, ring_id: str, w: World, cast: Casting, cfg: FraudConfig, rnd: random.Random
+    ) -> None:
         super().__init__(ring_id, "impossible_travel")
         self.w = w
         self.victims = cast.take(_rand(rnd, cfg.travel_victims))
         self.members += [(v, "victim") for v in self.victims]
         self.far = rnd.choice(cat.FRAUD_CITIES)
         self.device = w.device("phone", self.far.country, self.far.tz)
-        self.shops = [rnd.choice(w.city_pools[(self.far.name, code)])
-                      for code in ("5732", "5411", "5311")]
+        self.shops = [
+            rnd.choice(w.city_pools[(self.far.name, code)]) for code in ("5732", "5411", "5311")
+        ]
         self.atms = w.atms[self.far.name]
         self.remote = cfg.remote_txns
 
-    def emit(self, em: Emitter, rnd: random.Random) -> None:
+    def emit(self, em: Emitter, rnd: random.Random) -> None:  # noqa: D102 - see Ring.emit
         w, lab, far = self.w, self.label, self.far
         cur = cat.COUNTRY_CURRENCY[far.country]
         fx = cat.FX_PER_EUR[cur]
@@ -565,13 +820,26 @@ class ImpossibleTravel(Ring):
             code = rnd.choice(("5411", "5812", "5541"))
             home = w.city_pools[(v.city.name, code)]
             mcc = cat.MCCS[cat.MCC_INDEX[code]]
-            em.card(v, t, _money(rnd, mcc.mu, mcc.sigma, v.currency), v.currency,
-                    home[v.fav % len(home)])  # the owner's honest payment at home
+            em.card(
+                v,
+                t,
+                _money(rnd, mcc.mu, mcc.sigma, v.currency),
+                v.currency,
+                home[v.fav % len(home)],
+            )  # the owner's honest payment at home
             tr = t + rnd.randint(10 * MINUTE, 90 * MINUTE)
             if rnd.random() < 0.5:
-                em.login(v, tr - rnd.randint(MINUTE, 5 * MINUTE), via="app", success=True,
-                         mfa=False, device=self.device, ip=w.fraud_ip(far.country),
-                         geo=geo_of(far, rnd), label=lab)
+                em.login(
+                    v,
+                    tr - rnd.randint(MINUTE, 5 * MINUTE),
+                    via="app",
+                    success=True,
+                    mfa=False,
+                    device=self.device,
+                    ip=w.fraud_ip(far.country),
+                    geo=geo_of(far, rnd),
+                    label=lab,
+                )
             for _ in range(_rand(rnd, self.remote)):
                 status = "approved" if rnd.random() < 0.75 else "declined"
                 if rnd.random() < 0.4:
@@ -583,7 +851,7 @@ class ImpossibleTravel(Ring):
                 tr += rnd.randint(3 * MINUTE, 20 * MINUTE)
 
 
-_KINDS: dict[str, tuple[type[Ring], str]] = {
+_KINDS: dict[str, tuple[RingFactory, str]] = {
     "synthetic_identity": (SyntheticIdentity, "synthetic_rings"),
     "mule_network": (MuleNetwork, "mule_networks"),
     "round_tripping": (RoundTripping, "round_trip_rings"),
@@ -598,10 +866,10 @@ def plan_rings(world: World, cfg: FraudConfig, rnd: random.Random) -> list[Ring]
     """Cast every ring of every typology (before account ids are assigned)."""
     cast = Casting(world, rnd)
     rings: list[Ring] = []
-    for typology, (cls, knob) in _KINDS.items():
+    for cls, knob in _KINDS.values():
         for _ in range(getattr(cfg, knob)):
             ring_id = f"ring_{len(rings) + 1:03d}"
-            rings.append(cls(ring_id, world, cast, cfg, rnd))  # type: ignore[call-arg]
+            rings.append(cls(ring_id, world, cast, cfg, rnd))
     return rings
 
 
@@ -613,4 +881,3 @@ def describe(rings: list[Ring]) -> dict[str, Any]:
         entry["rings"] += 1
         entry["accounts"] += len(r.members)
     return out
-

@@ -28,17 +28,37 @@ from ingest.generator.world import Account, City, World
 from ingest.reference import CURRENCY_EXPONENTS
 
 _STATUS = ("approved", "declined", "reversed")
-_P2P_NOTES = ("dinner", "thanks!", "rent share", "birthday", "tickets", "groceries",
-              "holiday", "taxi", "drinks", "gift", "bills", "loan back")
-_ATM_AMOUNTS = {"GBP": (20, 40, 50, 100, 150, 200), "EUR": (20, 50, 50, 100, 150, 200, 300),
-                "USD": (20, 40, 60, 100, 200, 300), "JPY": (10000, 20000, 30000, 50000),
-                "THB": (1000, 2000, 5000), "AED": (200, 500, 1000)}
+_P2P_NOTES = (
+    "dinner",
+    "thanks!",
+    "rent share",
+    "birthday",
+    "tickets",
+    "groceries",
+    "holiday",
+    "taxi",
+    "drinks",
+    "gift",
+    "bills",
+    "loan back",
+)
+_ATM_AMOUNTS = {
+    "GBP": (20, 40, 50, 100, 150, 200),
+    "EUR": (20, 50, 50, 100, 150, 200, 300),
+    "USD": (20, 40, 60, 100, 200, 300),
+    "JPY": (10000, 20000, 30000, 50000),
+    "THB": (1000, 2000, 5000),
+    "AED": (200, 500, 1000),
+}
 
 
 def geo_of(city: City, rnd: random.Random, spread: float = 0.04) -> dict[str, Any]:
     """A location near ``city`` (GeoIP-level precision)."""
-    return {"lat": round(city.lat + rnd.gauss(0, spread), 4),
-            "lon": round(city.lon + rnd.gauss(0, spread * 1.5), 4), "country": city.country}
+    return {
+        "lat": round(city.lat + rnd.gauss(0, spread), 4),
+        "lon": round(city.lon + rnd.gauss(0, spread * 1.5), 4),
+        "country": city.country,
+    }
 
 
 class Honest:
@@ -51,8 +71,9 @@ class Honest:
         rnd: scalar random source.
     """
 
-    def __init__(self, world: World, em: Emitter, rng: np.random.Generator,
-                 rnd: random.Random) -> None:
+    def __init__(
+        self, world: World, em: Emitter, rng: np.random.Generator, rnd: random.Random
+    ) -> None:
         self.w = world
         self.em = em
         self.rng = rng
@@ -65,8 +86,7 @@ class Honest:
         self.arch = np.array([arche_names.index(a.archetype) for a in people])
         self.spend = np.array([a.spend for a in people])
         self.opened = np.array([-1 if a.opened_day is None else a.opened_day for a in people])
-        self.closed = np.array([days + 1 if a.closed_day is None else a.closed_day
-                                for a in people])
+        self.closed = np.array([days + 1 if a.closed_day is None else a.closed_day for a in people])
         tz_names = sorted({a.tz for a in people} | {c.tz for c in cat.TRAVEL_CITIES})
         tz_index = {t: i for i, t in enumerate(tz_names)}
         self.mid = np.array([world.midnights(t) for t in tz_names], dtype=np.int64)
@@ -149,8 +169,16 @@ class Honest:
         fx, exps = cat.FX_PER_EUR, CURRENCY_EXPONENTS
         rnd = self.rnd
         for k, mi, t, amount_eur, st, rr, pk, tr in zip(
-                ci.tolist(), mcc.tolist(), ts.tolist(), eur.tolist(), status.tolist(),
-                r.tolist(), picks.tolist(), trav.tolist(), strict=True):
+            ci.tolist(),
+            mcc.tolist(),
+            ts.tolist(),
+            eur.tolist(),
+            status.tolist(),
+            r.tolist(),
+            picks.tolist(),
+            trav.tolist(),
+            strict=True,
+        ):
             a = people[k]
             code = codes[mi]
             if online_l[mi]:
@@ -177,13 +205,31 @@ class Honest:
                     ip = a.mobile_ip
                 else:
                     ip = a.home_ip
-                em.cnp(a, t, amount, cur, m, device=dev, ip=ip, email=a.email,
-                       phone=a.phone if x % 5 else None, address=a.address, status=status_s)
+                em.cnp(
+                    a,
+                    t,
+                    amount,
+                    cur,
+                    m,
+                    device=dev,
+                    ip=ip,
+                    email=a.email,
+                    phone=a.phone if x % 5 else None,
+                    address=a.address,
+                    status=status_s,
+                )
             elif a.wallet_id is not None and (rr >> 24) % 100 < 35:
-                em.wallet_payment(a, t, amount, cur, m, device=a.phone_device,
-                                  ip=a.mobile_ip if not tr else rnd.choice(w.wifi_ips[
-                                      a.trip[2].name]),  # type: ignore[index]
-                                  geo=m.geo, status=status_s)
+                em.wallet_payment(
+                    a,
+                    t,
+                    amount,
+                    cur,
+                    m,
+                    device=a.phone_device,
+                    ip=a.mobile_ip if not tr else rnd.choice(w.wifi_ips[a.trip[2].name]),  # type: ignore[index]
+                    geo=m.geo,
+                    status=status_s,
+                )
             else:
                 em.card(a, t, amount, cur, m, status=status_s)
 
@@ -201,16 +247,31 @@ class Honest:
                 ts = w.local_ts(emp.tz, d, 5 + 2 * rnd.random())
                 amount = round(a.income * rnd.uniform(0.97, 1.03), 2)
                 narr = "PENSION" if emp.business_kind == "pension" else "SALARY"
-                em.transfer(emp, ts, amount, a.currency, a.account_id, kind="SAL",
-                            narrative=f"{narr} {emp.name.upper()[:24]}", origin="batch")
+                em.transfer(
+                    emp,
+                    ts,
+                    amount,
+                    a.currency,
+                    a.account_id,
+                    kind="SAL",
+                    narrative=f"{narr} {emp.name.upper()[:24]}",
+                    origin="batch",
+                )
             for payee, bill_dom, amount, narr in a.bills:
                 if min(bill_dom, month_len) == dom:
                     ts = w.local_ts(a.tz, d, 3 + 3 * rnd.random())
                     if narr == "ENERGY DD":
                         amount = round(amount * rnd.uniform(0.8, 1.2), 2)
-                    em.transfer(a, ts, amount, a.currency, accts[payee].account_id,
-                                kind="SO" if narr == "RENT SO" else "DD",
-                                narrative=narr, origin="batch")
+                    em.transfer(
+                        a,
+                        ts,
+                        amount,
+                        a.currency,
+                        accts[payee].account_id,
+                        kind="SO" if narr == "RENT SO" else "DD",
+                        narrative=narr,
+                        origin="batch",
+                    )
         # P2P, invoices, ATM: Poisson counts for everyone at once.
         n = len(self.people)
         p2p = rng.poisson(1.8 / 30, n) * active
@@ -226,22 +287,39 @@ class Honest:
                     continue
                 to = accts[rnd.choice(pool)]
                 ts = w.local_ts(city.tz, d, self._hour(self.evening_list))
-                amount = round(float(np.exp(rng.normal(3.6, 0.8))) * a.spend
-                               * cat.FX_PER_EUR[a.currency], 2)
+                amount = round(
+                    float(np.exp(rng.normal(3.6, 0.8))) * a.spend * cat.FX_PER_EUR[a.currency], 2
+                )
                 on_phone = rnd.random() < 0.8
-                em.transfer(a, ts, max(amount, 1.0), a.currency, to.account_id, kind="TRF",
-                            narrative=rnd.choice(_P2P_NOTES),
-                            device=a.phone_device if on_phone else a.home_device,
-                            ip=a.mobile_ip if on_phone and rnd.random() < 0.5 else a.home_ip,
-                            origin="mobile" if on_phone else "online")
+                em.transfer(
+                    a,
+                    ts,
+                    max(amount, 1.0),
+                    a.currency,
+                    to.account_id,
+                    kind="TRF",
+                    narrative=rnd.choice(_P2P_NOTES),
+                    device=a.phone_device if on_phone else a.home_device,
+                    ip=a.mobile_ip if on_phone and rnd.random() < 0.5 else a.home_ip,
+                    origin="mobile" if on_phone else "online",
+                )
         for k in np.flatnonzero(inv).tolist():
             a = self.people[k]
             biz = accts[rnd.choice(small)]
             ts = w.local_ts(a.tz, d, 9 + 12 * rnd.random())
             amount = round(float(np.exp(rng.normal(4.4, 0.6))) * cat.FX_PER_EUR[a.currency], 2)
-            em.transfer(a, ts, amount, a.currency, biz.account_id, kind="INV",
-                        narrative=f"INV-{rnd.randint(1000, 99999)}",
-                        device=a.home_device or a.phone_device, ip=a.home_ip, origin="online")
+            em.transfer(
+                a,
+                ts,
+                amount,
+                a.currency,
+                biz.account_id,
+                kind="INV",
+                narrative=f"INV-{rnd.randint(1000, 99999)}",
+                device=a.home_device or a.phone_device,
+                ip=a.home_ip,
+                origin="online",
+            )
         for k in np.flatnonzero(atm).tolist():
             a = self.people[k]
             city, _ = self._where(k, d)
@@ -251,20 +329,31 @@ class Honest:
             status = "declined" if rnd.random() < 0.02 else "approved"
             em.atm(a, ts, rnd.choice(choices), cur, rnd.choice(w.atms[city.name]), status=status)
         # Businesses pay each other (suppliers, services): heavy, honest fan-in and fan-out.
-        biz = [i for kind in ("employer", "small_business", "landlord", "utility")
-               for i in w.businesses.get(kind, [])]
-        for b in biz:
+        firms = [
+            i
+            for kind in ("employer", "small_business", "landlord", "utility")
+            for i in w.businesses.get(kind, [])
+        ]
+        for b in firms:
             a = accts[b]
             for _ in range(int(rng.poisson(0.6))):
-                to = accts[rnd.choice(biz)]
+                to = accts[rnd.choice(firms)]
                 if to is a:
                     continue
                 ts = w.local_ts(a.tz, d, 8 + 10 * rnd.random())
-                amount = round(float(np.exp(rng.normal(6.8, 1.0))) * cat.FX_PER_EUR[a.currency],
-                               2)
-                em.transfer(a, ts, amount, a.currency, to.account_id, kind="INV",
-                            narrative=f"SUPPLIER INV {rnd.randint(10000, 999999)}",
-                            device=a.phone_device, ip=a.home_ip, origin="online")
+                amount = round(float(np.exp(rng.normal(6.8, 1.0))) * cat.FX_PER_EUR[a.currency], 2)
+                em.transfer(
+                    a,
+                    ts,
+                    amount,
+                    a.currency,
+                    to.account_id,
+                    kind="INV",
+                    narrative=f"SUPPLIER INV {rnd.randint(10000, 999999)}",
+                    device=a.phone_device,
+                    ip=a.home_ip,
+                    origin="online",
+                )
 
     def _logins(self, d: int) -> None:
         w, em, rnd, rng = self.w, self.em, self.rnd, self.rng
@@ -286,48 +375,95 @@ class Honest:
                     ip = a.mobile_ip if rnd.random() < 0.5 else rnd.choice(w.wifi_ips[city.name])
                 else:
                     x = rnd.random()
-                    ip = a.mobile_ip if x < 0.5 else a.home_ip if x < 0.92 else \
-                        rnd.choice(w.wifi_ips[city.name])
+                    ip = (
+                        a.mobile_ip
+                        if x < 0.5
+                        else a.home_ip
+                        if x < 0.92
+                        else rnd.choice(w.wifi_ips[city.name])
+                    )
                 if a.bank == "bank_meridian" and rnd.random() < 0.02:
                     ip = f"192.168.{rnd.randint(0, 3)}.{rnd.randint(2, 250)}"
                 ok = rnd.random() > 0.03
-                em.login(a, ts, via="app", success=ok, mfa=rnd.random() < 0.25,
-                         device=a.phone_device, ip=ip, geo=geo,
-                         reason=None if ok else rnd.choice(("wrong_pin", "biometric_failed")))
+                em.login(
+                    a,
+                    ts,
+                    via="app",
+                    success=ok,
+                    mfa=rnd.random() < 0.25,
+                    device=a.phone_device,
+                    ip=ip,
+                    geo=geo,
+                    reason=None if ok else rnd.choice(("wrong_pin", "biometric_failed")),
+                )
             for _ in range(int(web[k])):
                 ts = w.local_ts(city.tz, d, self._hour(self.evening_list))
-                dev = a.home_device if a.home_device is not None and not away else \
-                    a.phone_device
+                dev = a.home_device if a.home_device is not None and not away else a.phone_device
                 ip = a.home_ip if not away else rnd.choice(w.wifi_ips[city.name])
                 mfa = rnd.random() < 0.5
                 x = rnd.random()
                 if x < 0.05:
-                    em.login(a, ts - rnd.randint(20, 90), via="web", success=False, mfa=False,
-                             device=dev, ip=ip, geo=geo, reason="bad_password")
+                    em.login(
+                        a,
+                        ts - rnd.randint(20, 90),
+                        via="web",
+                        success=False,
+                        mfa=False,
+                        device=dev,
+                        ip=ip,
+                        geo=geo,
+                        reason="bad_password",
+                    )
                 if mfa and x > 0.99:
-                    em.login(a, ts - rnd.randint(30, 120), via="web", success=False, mfa=True,
-                             device=dev, ip=ip, geo=geo, reason="mfa_failed")
+                    em.login(
+                        a,
+                        ts - rnd.randint(30, 120),
+                        via="web",
+                        success=False,
+                        mfa=True,
+                        device=dev,
+                        ip=ip,
+                        geo=geo,
+                        reason="mfa_failed",
+                    )
                 em.login(a, ts, via="web", success=True, mfa=mfa, device=dev, ip=ip, geo=geo)
                 if rnd.random() < 0.04:
-                    em.noise(ts + 1800 + rnd.randint(0, 60),
-                             f"SESSION_EXPIRED sid={rnd.getrandbits(40):010x} "
-                             f"user={a.account_id} idle_s=1800",
-                             "us" if a.country == "US" else "eu")
+                    em.noise(
+                        ts + 1800 + rnd.randint(0, 60),
+                        f"SESSION_EXPIRED sid={rnd.getrandbits(40):010x} "
+                        f"user={a.account_id} idle_s=1800",
+                        "us" if a.country == "US" else "eu",
+                    )
             for _ in range(int(dev_ev[k])):
                 ts = w.local_ts(city.tz, d, self._hour(self.evening_list))
-                em.device_seen(a, ts, a.phone_device, a.mobile_ip, geo)  # type: ignore[arg-type]
+                em.device_seen(a, ts, a.phone_device, a.mobile_ip, geo)
             for _ in range(int(wal[k])):
                 ts = w.local_ts(city.tz, d, self._hour(self.evening_list))
                 ok = rnd.random() > 0.02
-                em.login(a, ts, via="wallet", success=ok, mfa=rnd.random() < 0.15,
-                         device=a.phone_device, ip=a.mobile_ip, geo=geo,
-                         reason=None if ok else "wrong_passcode",
-                         user_agent=f"Pocketa/4.{(a.idx % 9) + 1}.0 ({a.phone_device.os})"
-                         if a.phone_device else None)
+                em.login(
+                    a,
+                    ts,
+                    via="wallet",
+                    success=ok,
+                    mfa=rnd.random() < 0.15,
+                    device=a.phone_device,
+                    ip=a.mobile_ip,
+                    geo=geo,
+                    reason=None if ok else "wrong_passcode",
+                    user_agent=f"Pocketa/4.{(a.idx % 9) + 1}.0 ({a.phone_device.os})"
+                    if a.phone_device
+                    else None,
+                )
             for _ in range(int(wal_dev[k])):
                 ts = w.local_ts(city.tz, d, self._hour(self.evening_list))
-                em.device_seen(a, ts, a.phone_device, a.mobile_ip,  # type: ignore[arg-type]
-                               geo, via="wallet")
+                em.device_seen(
+                    a,
+                    ts,
+                    a.phone_device,
+                    a.mobile_ip,
+                    geo,
+                    via="wallet",
+                )
 
     def _account_changes(self, d: int) -> None:
         w, em, rnd = self.w, self.em, self.rnd
@@ -340,8 +476,13 @@ class Honest:
                     em.device_seen(a, ts + 30, dev, a.home_ip, self.home_geo[k])
                 continue
             if a.closed_day == d:
-                em.account_event(a, w.local_ts(a.tz, d, 10 + 6 * rnd.random()), "closed",
-                                 device=a.home_device or a.phone_device, ip=a.home_ip)
+                em.account_event(
+                    a,
+                    w.local_ts(a.tz, d, 10 + 6 * rnd.random()),
+                    "closed",
+                    device=a.home_device or a.phone_device,
+                    ip=a.home_ip,
+                )
                 continue
             if not (self.opened[k] <= d < self.closed[k]):
                 continue
@@ -352,37 +493,77 @@ class Honest:
             dev = a.home_device or a.phone_device
             if x < 0.0006:
                 a.email = w.email_for(a.first, a.last, a.country)
-                em.account_event(a, ts, "email_changed", new_value=a.email, device=dev,
-                                 ip=a.home_ip)
+                em.account_event(
+                    a, ts, "email_changed", new_value=a.email, device=dev, ip=a.home_ip
+                )
             elif x < 0.0010:
                 a.phone = w.phone_number(a.country)
-                em.account_event(a, ts, "phone_changed", new_value=a.phone, device=dev,
-                                 ip=a.home_ip)
+                em.account_event(
+                    a, ts, "phone_changed", new_value=a.phone, device=dev, ip=a.home_ip
+                )
             elif x < 0.0013:
                 a.address = w.street_address(a.city)
-                em.account_event(a, ts, "address_changed", new_value=a.address, device=dev,
-                                 ip=a.home_ip)
+                em.account_event(
+                    a, ts, "address_changed", new_value=a.address, device=dev, ip=a.home_ip
+                )
             else:
                 geo = self.home_geo[k]
-                em.login(a, ts - 200, via="web", success=False, mfa=False, device=dev,
-                         ip=a.home_ip, geo=geo, reason="bad_password")
-                em.login(a, ts - 120, via="web", success=False, mfa=False, device=dev,
-                         ip=a.home_ip, geo=geo, reason="bad_password")
-                em.account_event(a, ts, "password_reset", device=dev, ip=a.home_ip,
-                                 via="auth", reset_via=rnd.choice(("email_link", "sms_code")))
-                em.login(a, ts + 150, via="web", success=True, mfa=True, device=dev,
-                         ip=a.home_ip, geo=geo)
+                em.login(
+                    a,
+                    ts - 200,
+                    via="web",
+                    success=False,
+                    mfa=False,
+                    device=dev,
+                    ip=a.home_ip,
+                    geo=geo,
+                    reason="bad_password",
+                )
+                em.login(
+                    a,
+                    ts - 120,
+                    via="web",
+                    success=False,
+                    mfa=False,
+                    device=dev,
+                    ip=a.home_ip,
+                    geo=geo,
+                    reason="bad_password",
+                )
+                em.account_event(
+                    a,
+                    ts,
+                    "password_reset",
+                    device=dev,
+                    ip=a.home_ip,
+                    via="auth",
+                    reset_via=rnd.choice(("email_link", "sms_code")),
+                )
+                em.login(
+                    a,
+                    ts + 150,
+                    via="web",
+                    success=True,
+                    mfa=True,
+                    device=dev,
+                    ip=a.home_ip,
+                    geo=geo,
+                )
 
     def _noise(self, d: int) -> None:
         w, em, rnd = self.w, self.em, self.rnd
         base = w.t0 + d * 86400
         n = len(self.people)
         for _ in range(max(1, round(n * 0.003))):
-            em.noise(base + rnd.randint(0, 86399),
-                     f"healthcheck ok latency_ms={rnd.randint(1, 9)}",
-                     "us" if rnd.random() < 0.2 else "eu")
+            em.noise(
+                base + rnd.randint(0, 86399),
+                f"healthcheck ok latency_ms={rnd.randint(1, 9)}",
+                "us" if rnd.random() < 0.2 else "eu",
+            )
         if d % 7 == 3:
             em.noise(base + rnd.randint(3600, 7200), f"config reloaded (rev {4000 + d})")
         if rnd.random() < n / 10_000:
-            em.noise(base + rnd.randint(0, 86399),
-                     f"ratelimit: {rnd.randint(3, 40)} clients throttled for 60s")
+            em.noise(
+                base + rnd.randint(0, 86399),
+                f"ratelimit: {rnd.randint(3, 40)} clients throttled for 60s",
+            )

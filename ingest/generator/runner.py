@@ -126,10 +126,17 @@ def _clear(out_dir: Path) -> None:
             p.unlink()
 
 
-def generate(out_dir: Path, *, seed: int, days: int, accounts: int,
-             start: date = DEFAULT_START, progress: Callable[[str], None] | None = None,
-             fraud: FraudConfig | None = None,
-             timer: Callable[[], float] = time.perf_counter) -> GenerationReport:
+def generate(
+    out_dir: Path,
+    *,
+    seed: int,
+    days: int,
+    accounts: int,
+    start: date = DEFAULT_START,
+    progress: Callable[[str], None] | None = None,
+    fraud: FraudConfig | None = None,
+    timer: Callable[[], float] = time.perf_counter,
+) -> GenerationReport:
     """Generate a synthetic multi-source data set with planted fraud into ``out_dir``.
 
     The same seed and arguments give byte-identical files. Outputs of an earlier run in
@@ -218,41 +225,58 @@ def generate(out_dir: Path, *, seed: int, days: int, accounts: int,
     fraud_by = {t: truth.fraud.get(t, 0) for t in TYPOLOGIES}
     n_fraud = sum(fraud_by.values())
     rings_by = {t: describe(rings).get(t, {}).get("rings", 0) for t in TYPOLOGIES}
-    summary = {
+    fraud_rate = round(n_fraud / max(1, truth.transactions), 6)
+    fraud_events = {t: truth.fraud_events.get(t, 0) for t in TYPOLOGIES}
+    defects = dict(sorted((k, v) for k, v in truth.defects.items() if k != "duplicate"))
+    summary: dict[str, Any] = {
         "generator": "ringfence-synth/1",
         "seed": seed,
         "args": {"accounts": accounts, "days": days, "start": start.isoformat()},
         "accounts": len(world.accounts),
         "transactions": truth.transactions,
         "fraud_transactions": n_fraud,
-        "fraud_rate": round(n_fraud / max(1, truth.transactions), 6),
+        "fraud_rate": fraud_rate,
         "fraud_by_typology": fraud_by,
         "rings_by_typology": rings_by,
-        "fraud_events_by_typology": {t: truth.fraud_events.get(t, 0) for t in TYPOLOGIES},
+        "fraud_events_by_typology": fraud_events,
         "events_by_source": by_source,
         "events_by_type": dict(sorted(by_type.items())),
-        "defects": dict(sorted((k, v) for k, v in truth.defects.items() if k != "duplicate")),
+        "defects": defects,
         "duplicates": duplicates,
         "noise_lines": noise,
         "fraud_knobs": asdict(cfg),
     }
     (out_dir / "truth" / "summary.json").write_bytes(_dumps_doc(summary))
 
-    files = [p for p in out_dir.rglob("*") if p.is_file() and p.relative_to(out_dir).parts[0]
-             in _OUTPUTS]
+    files = [
+        p for p in out_dir.rglob("*") if p.is_file() and p.relative_to(out_dir).parts[0] in _OUTPUTS
+    ]
     report = GenerationReport(
-        out_dir=out_dir, seed=seed, days=days, accounts=accounts, start=start,
-        total_accounts=len(world.accounts), events_by_source=by_source,
-        events_by_type=dict(sorted(by_type.items())), transactions=truth.transactions,
-        fraud_transactions=n_fraud, fraud_rate=summary["fraud_rate"],  # type: ignore[arg-type]
-        fraud_by_typology=fraud_by, rings_by_typology=rings_by,
-        fraud_events_by_typology=summary["fraud_events_by_typology"],  # type: ignore[arg-type]
-        defects=summary["defects"], duplicates=duplicates,  # type: ignore[arg-type]
-        noise_lines=noise, files=len(files), bytes=sum(p.stat().st_size for p in files),
+        out_dir=out_dir,
+        seed=seed,
+        days=days,
+        accounts=accounts,
+        start=start,
+        total_accounts=len(world.accounts),
+        events_by_source=by_source,
+        events_by_type=dict(sorted(by_type.items())),
+        transactions=truth.transactions,
+        fraud_transactions=n_fraud,
+        fraud_rate=fraud_rate,
+        fraud_by_typology=fraud_by,
+        rings_by_typology=rings_by,
+        fraud_events_by_typology=fraud_events,
+        defects=defects,
+        duplicates=duplicates,
+        noise_lines=noise,
+        files=len(files),
+        bytes=sum(p.stat().st_size for p in files),
         elapsed_s=round(timer() - began, 3),
     )
-    say(f"done: {report.events} events, {report.transactions} transactions, "
-        f"fraud rate {report.fraud_rate:.4%}, {report.elapsed_s:.1f} s")
+    say(
+        f"done: {report.events} events, {report.transactions} transactions, "
+        f"fraud rate {report.fraud_rate:.4%}, {report.elapsed_s:.1f} s"
+    )
     return report
 
 
@@ -267,8 +291,13 @@ def _write_accounts(path: Path, world: World, rings: list[Ring]) -> None:
         if involved:
             rows += [(a.account_id, r, role, t) for r, role, t in involved]
         else:
-            role = "business" if a.kind == "business" else \
-                "corporate" if a.kind == "corporate" else "customer"
+            role = (
+                "business"
+                if a.kind == "business"
+                else "corporate"
+                if a.kind == "corporate"
+                else "customer"
+            )
             rows.append((a.account_id, "", role, ""))
     rows.sort()
     with path.open("w", encoding="utf-8", newline="") as fh:
@@ -284,12 +313,19 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
-def _manifest(sinks: dict[str, Sink], *, seed: int, days: int, accounts: int,
-              start: date) -> str:
+def _manifest(sinks: dict[str, Sink], *, seed: int, days: int, accounts: int, start: date) -> str:
     doc = {"version": 1, "sources": [s.manifest() for s in sinks.values()]}
-    head = (f"# Written by the Ringfence synthetic data generator "
-            f"(seed {seed}, {accounts} accounts, {days} days from {start.isoformat()}).\n"
-            "# Grammar: docs/sources.md. Ground truth for evaluation is under truth/.\n")
-    body = yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True,
-                     width=1000, default_flow_style=None)
+    head = (
+        f"# Written by the Ringfence synthetic data generator "
+        f"(seed {seed}, {accounts} accounts, {days} days from {start.isoformat()}).\n"
+        "# Grammar: docs/sources.md. Ground truth for evaluation is under truth/.\n"
+    )
+    body = yaml.dump(
+        doc,
+        Dumper=_PlainDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=1000,
+        default_flow_style=None,
+    )
     return head + body

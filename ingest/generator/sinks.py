@@ -1,4 +1,6 @@
-"""Writers, one per source: each turns canonical events into its own format and declares, in
+"""Writers, one per source, and the truth files.
+
+Each writer turns canonical events into its source's own format and declares, in
 ``manifest()``, the field map that turns them back (the grammar of ``docs/sources.md``).
 
 =================  =========  =======================================================
@@ -28,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 from zoneinfo import ZoneInfo
 
 from ingest.generator.emit import Event, Label
@@ -101,8 +103,9 @@ class Truth:
             self.fraud_events[label[0]] += 1
             self._events.write(f"{event_id},{event_type},{label[0]},{label[1]}\n")
 
-    def defect(self, source: str, path: str, location: str, record_id: str, event_type: str,
-               kind: str) -> None:
+    def defect(
+        self, source: str, path: str, location: str, record_id: str, event_type: str, kind: str
+    ) -> None:
         """Record a damaged or re-delivered record and where ingest will find it."""
         self.defects[kind] += 1
         self._defects.write(f"{source},{path},{location},{record_id},{event_type},{kind}\n")
@@ -137,8 +140,7 @@ class Times:
     def z_ms(self, ts: int, ms: int) -> str:
         """RFC 3339 in UTC with milliseconds: ``2026-10-01T07:12:33.512Z``."""
         d, s = divmod(ts - self.t0, 86400)
-        return (f"{self.dates[d + 2]}T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}."
-                f"{ms:03d}Z")
+        return f"{self.dates[d + 2]}T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{ms:03d}Z"
 
     def plain(self, ts: int) -> str:
         """Naive ``YYYY-MM-DD HH:MM:SS`` in UTC (core banking)."""
@@ -156,8 +158,7 @@ class Times:
     def compact(self, ts: int) -> str:
         """``YYYYMMDDHHMMSS`` in UTC."""
         d, s = divmod(ts - self.t0, 86400)
-        return (f"{self.dates[d + 2].replace('-', '')}{s // 3600:02d}{s // 60 % 60:02d}"
-                f"{s % 60:02d}")
+        return f"{self.dates[d + 2].replace('-', '')}{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}"
 
 
 class Defects:
@@ -188,7 +189,7 @@ def _fmt_amount(amount: float, currency: str) -> str:
 
 def _minor(amount: float, currency: str) -> int:
     exp = CURRENCY_EXPONENTS.get(currency, 2)
-    return int(round(amount * 10**exp))
+    return round(amount * 10**exp)
 
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:
@@ -206,8 +207,9 @@ class Sink:
         rnd: this writer's random stream.
     """
 
-    def __init__(self, name: str, root: Path, times: Times, truth: Truth,
-                 rnd: random.Random) -> None:
+    def __init__(
+        self, name: str, root: Path, times: Times, truth: Truth, rnd: random.Random
+    ) -> None:
         self.name = name
         self.root = root
         self.times = times
@@ -251,15 +253,16 @@ class BankSink(Sink):
     fields of their own they add.
     """
 
-    STYLES: dict[str, dict[str, Any]] = {
+    STYLES: ClassVar[dict[str, dict[str, Any]]] = {
         "bank_alba": {"ts": "z", "amount": "number"},
         "bank_rhein": {"ts": "Europe/Berlin", "amount": "string"},
         "bank_meridian": {"ts": "ms", "amount": "number"},
         "bank_liberty": {"ts": "America/New_York", "amount": "string"},
     }
 
-    def __init__(self, name: str, root: Path, times: Times, truth: Truth,
-                 rnd: random.Random) -> None:
+    def __init__(
+        self, name: str, root: Path, times: Times, truth: Truth, rnd: random.Random
+    ) -> None:
         super().__init__(name, root, times, truth, rnd)
         self.style = self.STYLES[name]
         self.folder = root / "banks" / name
@@ -269,13 +272,16 @@ class BankSink(Sink):
         self._line = 0
         self._pending: list[list[Any]] = []
         self._fname = ""
-        ts_style = self.style["ts"]
-        if ts_style == "z":
-            self._ts: Callable[[int, int], str] = lambda ts, seq: times.z(ts)
-        elif ts_style == "ms":
-            self._ts = lambda ts, seq: times.z_ms(ts, seq * 7919 % 1000).replace("Z", "+00:00")
-        else:
-            self._ts = lambda ts, seq, tz=ts_style: times.zoned(ts, tz)
+        ts_style: str = self.style["ts"]
+
+        def fmt_ts(ts: int, seq: int) -> str:
+            if ts_style == "z":
+                return times.z(ts)
+            if ts_style == "ms":
+                return times.z_ms(ts, seq * 7919 % 1000).replace("Z", "+00:00")
+            return times.zoned(ts, ts_style)
+
+        self._ts: Callable[[int, int], str] = fmt_ts
         self._string_amounts = self.style["amount"] == "string"
 
     def _txn_id(self, seq: int, ts: int) -> str:
@@ -309,8 +315,9 @@ class BankSink(Sink):
         elif n == "bank_liberty":
             if out.get("status") == "approved":
                 out["auth_code"] = f"{(seq * 40503) % 1000000:06d}"
-            out["network"] = "VISA" if int(out.get("card_id", "tok_0")[-1], 16) % 2 else \
-                "MASTERCARD"
+            out["network"] = (
+                "VISA" if int(out.get("card_id", "tok_0")[-1], 16) % 2 else "MASTERCARD"
+            )
 
     def _open(self, day: int) -> None:
         self._close_file()
@@ -334,10 +341,17 @@ class BankSink(Sink):
         self._fh.write(line)
         self._line += 1
         self.counts["duplicate"] += 1
-        self.truth.defect(self.name, f"banks/{self.name}/{self._fname}",
-                          f"{self._fname}:{self._line}", txn_id, "transaction", "duplicate")
+        self.truth.defect(
+            self.name,
+            f"banks/{self.name}/{self._fname}",
+            f"{self._fname}:{self._line}",
+            txn_id,
+            "transaction",
+            "duplicate",
+        )
 
     def write(self, ev: Event) -> None:
+        """Write one event in this source's format."""
         ts, seq, _, rec, label = ev
         day = (ts - self.times.t0) // 86400
         if day != self._day:
@@ -364,8 +378,14 @@ class BankSink(Sink):
         self._line += 1
         self._note(rec, rid, label)
         if kind is not None:
-            self.truth.defect(self.name, f"banks/{self.name}/{self._fname}",
-                              f"{self._fname}:{self._line}", rid, et, kind)
+            self.truth.defect(
+                self.name,
+                f"banks/{self.name}/{self._fname}",
+                f"{self._fname}:{self._line}",
+                rid,
+                et,
+                kind,
+            )
         if self._pending:
             due = []
             for p in self._pending:
@@ -409,9 +429,11 @@ class BankSink(Sink):
         return kind
 
     def close(self) -> None:
+        """Flush and close this source's files."""
         self._close_file()
 
     def manifest(self) -> dict[str, Any]:
+        """This source's manifest entry (``docs/sources.md`` grammar)."""
         return {"name": self.name, "format": "jsonl", "path": f"banks/{self.name}/*.jsonl"}
 
 
@@ -421,30 +443,88 @@ class BankSink(Sink):
 class GatewaySink(Sink):
     """A payment gateway's daily settlement file: its own columns, dates, codes and units."""
 
-    SPECS: dict[str, dict[str, Any]] = {
+    SPECS: ClassVar[dict[str, dict[str, Any]]] = {
         "gw_paynova": {
-            "file": "settlement_{compact}.csv", "delimiter": ",",
-            "columns": ["TransactionRef", "TxnDate", "Type", "Amount", "Currency", "AcctRef",
-                        "CardToken", "MerchantId", "MerchantName", "MCC", "MerchantCountry",
-                        "CustomerEmail", "CustomerPhone", "BillingAddress", "ClientIP",
-                        "DeviceFingerprint", "UserAgent", "Result", "RiskScore", "BatchId"],
+            "file": "settlement_{compact}.csv",
+            "delimiter": ",",
+            "columns": [
+                "TransactionRef",
+                "TxnDate",
+                "Type",
+                "Amount",
+                "Currency",
+                "AcctRef",
+                "CardToken",
+                "MerchantId",
+                "MerchantName",
+                "MCC",
+                "MerchantCountry",
+                "CustomerEmail",
+                "CustomerPhone",
+                "BillingAddress",
+                "ClientIP",
+                "DeviceFingerprint",
+                "UserAgent",
+                "Result",
+                "RiskScore",
+                "BatchId",
+            ],
         },
         "gw_kassa": {
-            "file": "batch-{date}.csv", "delimiter": ";",
-            "columns": ["payment_id", "created_ms", "amount_minor", "ccy", "channel_code",
-                        "customer_ref", "card_ref", "merchant_ref", "mcc", "merchant_cc",
-                        "email", "msisdn", "bill_to", "ip_addr", "device_fp", "ua", "outcome",
-                        "three_ds", "acquirer"],
+            "file": "batch-{date}.csv",
+            "delimiter": ";",
+            "columns": [
+                "payment_id",
+                "created_ms",
+                "amount_minor",
+                "ccy",
+                "channel_code",
+                "customer_ref",
+                "card_ref",
+                "merchant_ref",
+                "mcc",
+                "merchant_cc",
+                "email",
+                "msisdn",
+                "bill_to",
+                "ip_addr",
+                "device_fp",
+                "ua",
+                "outcome",
+                "three_ds",
+                "acquirer",
+            ],
         },
         "gw_orbit": {
-            "file": "orbit-{compact}.csv", "delimiter": "\t",
-            "columns": ["ref", "ts", "amt", "cur", "src", "acct", "token", "mid", "mcc", "mctry",
-                        "mail", "tel", "addr", "ipaddr", "devid", "agent", "resp", "arn", "eci"],
+            "file": "orbit-{compact}.csv",
+            "delimiter": "\t",
+            "columns": [
+                "ref",
+                "ts",
+                "amt",
+                "cur",
+                "src",
+                "acct",
+                "token",
+                "mid",
+                "mcc",
+                "mctry",
+                "mail",
+                "tel",
+                "addr",
+                "ipaddr",
+                "devid",
+                "agent",
+                "resp",
+                "arn",
+                "eci",
+            ],
         },
     }
 
-    def __init__(self, name: str, root: Path, times: Times, truth: Truth,
-                 rnd: random.Random) -> None:
+    def __init__(
+        self, name: str, root: Path, times: Times, truth: Truth, rnd: random.Random
+    ) -> None:
         super().__init__(name, root, times, truth, rnd)
         self.spec = self.SPECS[name]
         self.folder = root / "gateways" / name
@@ -462,8 +542,7 @@ class GatewaySink(Sink):
         self._fname = self.spec["file"].format(date=d, compact=d.replace("-", ""))
         path = self.folder / self._fname
         self._fh = path.open("w", encoding="utf-8", newline="", buffering=1 << 20)
-        self._writer = csv.writer(self._fh, delimiter=self.spec["delimiter"],
-                                  lineterminator="\n")
+        self._writer = csv.writer(self._fh, delimiter=self.spec["delimiter"], lineterminator="\n")
         self._writer.writerow(self.spec["columns"])
         self.files.append(path)
         self._row = 0
@@ -483,38 +562,85 @@ class GatewaySink(Sink):
             tid = f"PNV-{self.times.date(self.times.day(ts)).replace('-', '')}-{seq:09d}"
             typ = "RECUR" if mcc == "4899" else ("MOTO" if seq % 97 == 0 else "ECOM")
             res = {"approved": "A", "declined": "D", "reversed": "R"}[status]
-            return tid, [tid, self.times.zoned(ts, "Europe/London", "%d/%m/%Y %H:%M:%S"), typ,
-                         _fmt_amount(rec["amount"], cur), cur, rec["account_id"],
-                         rec["card_id"], rec["merchant_id"], rec["_mname"], mcc,
-                         rec["merchant_country"], s(rec["email"]), s(rec["phone"]),
-                         s(rec["billing_address"]), s(rec["ip"]), s(rec["device_id"]),
-                         s(rec["user_agent"]), res, (seq * 37) % 100,
-                         f"B{self.times.date(self.times.day(ts)).replace('-', '')}-{seq % 7}"]
+            return tid, [
+                tid,
+                self.times.zoned(ts, "Europe/London", "%d/%m/%Y %H:%M:%S"),
+                typ,
+                _fmt_amount(rec["amount"], cur),
+                cur,
+                rec["account_id"],
+                rec["card_id"],
+                rec["merchant_id"],
+                rec["_mname"],
+                mcc,
+                rec["merchant_country"],
+                s(rec["email"]),
+                s(rec["phone"]),
+                s(rec["billing_address"]),
+                s(rec["ip"]),
+                s(rec["device_id"]),
+                s(rec["user_agent"]),
+                res,
+                (seq * 37) % 100,
+                f"B{self.times.date(self.times.day(ts)).replace('-', '')}-{seq % 7}",
+            ]
         if g == "gw_kassa":
             tid = f"ks_{hex12(seq)}{seq % 97:02d}"
             code = "rec" if mcc == "4899" else "app" if rec["_app"] else "web"
             res = {"approved": "captured", "declined": "refused", "reversed": "refunded"}[status]
-            return tid, [tid, ts * 1000 + seq * 7919 % 1000, _minor(rec["amount"], cur), cur,
-                         code, rec["account_id"], rec["card_id"], rec["merchant_id"], mcc,
-                         rec["merchant_country"], s(rec["email"]), s(rec["phone"]),
-                         s(rec["billing_address"]), s(rec["ip"]), s(rec["device_id"]),
-                         s(rec["user_agent"]), res, "YNA"[seq % 3], f"ACQ{seq % 4 + 1}"]
+            return tid, [
+                tid,
+                ts * 1000 + seq * 7919 % 1000,
+                _minor(rec["amount"], cur),
+                cur,
+                code,
+                rec["account_id"],
+                rec["card_id"],
+                rec["merchant_id"],
+                mcc,
+                rec["merchant_country"],
+                s(rec["email"]),
+                s(rec["phone"]),
+                s(rec["billing_address"]),
+                s(rec["ip"]),
+                s(rec["device_id"]),
+                s(rec["user_agent"]),
+                res,
+                "YNA"[seq % 3],
+                f"ACQ{seq % 4 + 1}",
+            ]
         tid = f"ORB{seq:011d}"
         res = {"approved": "00", "declined": "05", "reversed": "RV"}[status]
-        return tid, [tid, self.times.compact(ts), _fmt_amount(rec["amount"], cur), cur,
-                     "R" if mcc == "4899" else "E", rec["account_id"], rec["card_id"],
-                     rec["merchant_id"], mcc, rec["merchant_country"], s(rec["email"]),
-                     s(rec["phone"]), s(rec["billing_address"]), s(rec["ip"]),
-                     s(rec["device_id"]), s(rec["user_agent"]), res,
-                     f"7{seq * 104729 % 10**22:022d}", "05" if seq % 5 else "07"]
+        return tid, [
+            tid,
+            self.times.compact(ts),
+            _fmt_amount(rec["amount"], cur),
+            cur,
+            "R" if mcc == "4899" else "E",
+            rec["account_id"],
+            rec["card_id"],
+            rec["merchant_id"],
+            mcc,
+            rec["merchant_country"],
+            s(rec["email"]),
+            s(rec["phone"]),
+            s(rec["billing_address"]),
+            s(rec["ip"]),
+            s(rec["device_id"]),
+            s(rec["user_agent"]),
+            res,
+            f"7{seq * 104729 % 10**22:022d}",
+            "05" if seq % 5 else "07",
+        ]
 
-    _COL = {
+    _COL: ClassVar[dict[str, dict[str, int]]] = {
         "gw_paynova": {"amount": 3, "currency": 4, "country": 10, "ip": 14},
         "gw_kassa": {"amount": 2, "currency": 3, "country": 9, "ip": 13},
         "gw_orbit": {"amount": 2, "currency": 3, "country": 9, "ip": 13},
     }
 
     def write(self, ev: Event) -> None:
+        """Write one event in this source's format."""
         ts, seq, _, rec, label = ev
         day = (ts - self.times.t0) // 86400
         if day != self._day:
@@ -541,28 +667,48 @@ class GatewaySink(Sink):
         self._row += 1
         self._note(rec, tid, label)
         if kind is not None:
-            self.truth.defect(self.name, f"gateways/{self.name}/{self._fname}",
-                              f"{self._fname}:{self._row}", tid, "transaction", kind)
+            self.truth.defect(
+                self.name,
+                f"gateways/{self.name}/{self._fname}",
+                f"{self._fname}:{self._row}",
+                tid,
+                "transaction",
+                kind,
+            )
 
     def close(self) -> None:
+        """Flush and close this source's files."""
         self._close_file()
 
     def manifest(self) -> dict[str, Any]:
+        """This source's manifest entry (``docs/sources.md`` grammar)."""
         g = self.name
-        entry: dict[str, Any] = {"name": g, "format": "csv",
-                                 "path": f"gateways/{g}/*.csv", "event_type": "transaction"}
+        entry: dict[str, Any] = {
+            "name": g,
+            "format": "csv",
+            "path": f"gateways/{g}/*.csv",
+            "event_type": "transaction",
+        }
         if g == "gw_paynova":
             entry["fields"] = {
                 "txn_id": "TransactionRef",
-                "timestamp": {"from": "TxnDate", "format": "%d/%m/%Y %H:%M:%S",
-                              "timezone": "Europe/London"},
+                "timestamp": {
+                    "from": "TxnDate",
+                    "format": "%d/%m/%Y %H:%M:%S",
+                    "timezone": "Europe/London",
+                },
                 "source": {"const": g},
                 "account_id": "AcctRef",
                 "amount": "Amount",
                 "currency": "Currency",
-                "channel": {"from": "Type", "values": {"ECOM": "card_not_present",
-                                                       "RECUR": "card_not_present",
-                                                       "MOTO": "card_not_present"}},
+                "channel": {
+                    "from": "Type",
+                    "values": {
+                        "ECOM": "card_not_present",
+                        "RECUR": "card_not_present",
+                        "MOTO": "card_not_present",
+                    },
+                },
                 "card_id": "CardToken",
                 "merchant_id": "MerchantId",
                 "merchant_category": "MCC",
@@ -573,8 +719,10 @@ class GatewaySink(Sink):
                 "ip": "ClientIP",
                 "device_id": "DeviceFingerprint",
                 "user_agent": "UserAgent",
-                "status": {"from": "Result", "values": {"A": "approved", "D": "declined",
-                                                        "R": "reversed"}},
+                "status": {
+                    "from": "Result",
+                    "values": {"A": "approved", "D": "declined", "R": "reversed"},
+                },
             }
         elif g == "gw_kassa":
             entry["delimiter"] = ";"
@@ -585,9 +733,14 @@ class GatewaySink(Sink):
                 "account_id": "customer_ref",
                 "amount": {"from": "amount_minor", "scale": "minor"},
                 "currency": "ccy",
-                "channel": {"from": "channel_code", "values": {"web": "card_not_present",
-                                                               "app": "card_not_present",
-                                                               "rec": "card_not_present"}},
+                "channel": {
+                    "from": "channel_code",
+                    "values": {
+                        "web": "card_not_present",
+                        "app": "card_not_present",
+                        "rec": "card_not_present",
+                    },
+                },
                 "card_id": "card_ref",
                 "merchant_id": "merchant_ref",
                 "merchant_category": "mcc",
@@ -598,9 +751,14 @@ class GatewaySink(Sink):
                 "ip": "ip_addr",
                 "device_id": "device_fp",
                 "user_agent": "ua",
-                "status": {"from": "outcome", "values": {"captured": "approved",
-                                                         "refused": "declined",
-                                                         "refunded": "reversed"}},
+                "status": {
+                    "from": "outcome",
+                    "values": {
+                        "captured": "approved",
+                        "refused": "declined",
+                        "refunded": "reversed",
+                    },
+                },
             }
         else:
             entry["delimiter"] = "\t"
@@ -611,8 +769,10 @@ class GatewaySink(Sink):
                 "account_id": "acct",
                 "amount": "amt",
                 "currency": "cur",
-                "channel": {"from": "src", "values": {"E": "card_not_present",
-                                                      "R": "card_not_present"}},
+                "channel": {
+                    "from": "src",
+                    "values": {"E": "card_not_present", "R": "card_not_present"},
+                },
                 "card_id": "token",
                 "merchant_id": "mid",
                 "merchant_category": "mcc",
@@ -623,18 +783,38 @@ class GatewaySink(Sink):
                 "ip": "ipaddr",
                 "device_id": "devid",
                 "user_agent": "agent",
-                "status": {"from": "resp", "values": {"00": "approved", "05": "declined",
-                                                      "RV": "reversed"}},
+                "status": {
+                    "from": "resp",
+                    "values": {"00": "approved", "05": "declined", "RV": "reversed"},
+                },
             }
         return entry
 
 
 # -- core banking ------------------------------------------------------------------------------
 
-_CORE_COLUMNS = ("id", "txn_ref", "booked_at", "value_date", "account_no",
-                 "counterparty_account_no", "amount", "currency", "txn_type", "narrative",
-                 "status", "origin", "booking_bank", "atm_id", "mcc", "atm_lat", "atm_lon",
-                 "atm_country", "device_id", "ip_address")
+_CORE_COLUMNS = (
+    "id",
+    "txn_ref",
+    "booked_at",
+    "value_date",
+    "account_no",
+    "counterparty_account_no",
+    "amount",
+    "currency",
+    "txn_type",
+    "narrative",
+    "status",
+    "origin",
+    "booking_bank",
+    "atm_id",
+    "mcc",
+    "atm_lat",
+    "atm_lon",
+    "atm_country",
+    "device_id",
+    "ip_address",
+)
 
 _CORE_SCHEMA = """
 CREATE TABLE transactions (
@@ -665,8 +845,9 @@ CREATE TABLE transactions (
 class CoreSink(Sink):
     """Core banking: transfers and (for some banks) ATM withdrawals in one SQLite table."""
 
-    def __init__(self, name: str, root: Path, times: Times, truth: Truth,
-                 rnd: random.Random) -> None:
+    def __init__(
+        self, name: str, root: Path, times: Times, truth: Truth, rnd: random.Random
+    ) -> None:
         super().__init__(name, root, times, truth, rnd)
         self.path = root / "core_banking.db"
         if self.path.exists():
@@ -680,6 +861,7 @@ class CoreSink(Sink):
         self.files.append(self.path)
 
     def write(self, ev: Event) -> None:
+        """Write one event in this source's format."""
         ts, seq, _, rec, label = ev
         self._id += 1
         day = (ts - self.times.t0) // 86400
@@ -687,15 +869,31 @@ class CoreSink(Sink):
         kind = rec["_kind"]
         geo = rec.get("geo")
         status = {"approved": "POSTED", "declined": "REJECTED", "reversed": "REVERSED"}[
-            rec["status"]]
+            rec["status"]
+        ]
         value_day = day + (1 if (ts - self.times.t0) % 86400 > 20 * 3600 else 0)
-        row = [self._id, ref, self.times.plain(ts), self.times.date(value_day),
-               rec["account_id"], rec.get("counterparty_account_id"), rec["amount"],
-               rec["currency"], kind, rec["_narr"], status,
-               "atm" if kind == "ATM" else rec.get("_origin"), rec["_bank"],
-               rec.get("merchant_id"), rec.get("merchant_category"),
-               geo["lat"] if geo else None, geo["lon"] if geo else None,
-               geo["country"] if geo else None, rec.get("device_id"), rec.get("ip")]
+        row = [
+            self._id,
+            ref,
+            self.times.plain(ts),
+            self.times.date(value_day),
+            rec["account_id"],
+            rec.get("counterparty_account_id"),
+            rec["amount"],
+            rec["currency"],
+            kind,
+            rec["_narr"],
+            status,
+            "atm" if kind == "ATM" else rec.get("_origin"),
+            rec["_bank"],
+            rec.get("merchant_id"),
+            rec.get("merchant_category"),
+            geo["lat"] if geo else None,
+            geo["lon"] if geo else None,
+            geo["country"] if geo else None,
+            rec.get("device_id"),
+            rec.get("ip"),
+        ]
         dkind = None
         if self.defects.hit():
             kinds = ["missing_currency", "negative_amount"]
@@ -715,40 +913,70 @@ class CoreSink(Sink):
         self._rows.append(tuple(row))
         self._note(rec, ref, label)
         if dkind is not None:
-            self.truth.defect(self.name, "core_banking.db", f"core_banking.db#id={self._id}",
-                              ref, "transaction", dkind)
+            self.truth.defect(
+                self.name,
+                "core_banking.db",
+                f"core_banking.db#id={self._id}",
+                ref,
+                "transaction",
+                dkind,
+            )
 
     def end_day(self, day: int) -> None:
+        """Write out the rows buffered for the day."""
         if self._rows:
             marks = ",".join("?" * len(_CORE_COLUMNS))
-            self._db.executemany(f"INSERT INTO transactions VALUES ({marks})", self._rows)
+            sql = f"INSERT INTO transactions VALUES ({marks})"  # noqa: S608 - fixed placeholders
+            self._db.executemany(sql, self._rows)
             self._rows = []
 
     def close(self) -> None:
+        """Flush and close this source's files."""
         self.end_day(-1)
         self._db.execute("CREATE INDEX ix_transactions_account ON transactions (account_no)")
         self._db.commit()
         self._db.close()
 
     def manifest(self) -> dict[str, Any]:
+        """This source's manifest entry (``docs/sources.md`` grammar)."""
         return {
-            "name": self.name, "format": "sqlite", "path": "core_banking.db",
-            "table": "transactions", "key": "id", "event_type": "transaction",
+            "name": self.name,
+            "format": "sqlite",
+            "path": "core_banking.db",
+            "table": "transactions",
+            "key": "id",
+            "event_type": "transaction",
             "fields": {
                 "txn_id": "txn_ref",
-                "timestamp": {"from": "booked_at", "format": "%Y-%m-%d %H:%M:%S",
-                              "timezone": "UTC"},
+                "timestamp": {
+                    "from": "booked_at",
+                    "format": "%Y-%m-%d %H:%M:%S",
+                    "timezone": "UTC",
+                },
                 "source": {"const": "core_banking"},
                 "account_id": "account_no",
                 "counterparty_account_id": "counterparty_account_no",
                 "amount": "amount",
                 "currency": "currency",
-                "channel": {"from": "txn_type", "values": {"TRF": "transfer", "SAL": "transfer",
-                                                           "DD": "transfer", "SO": "transfer",
-                                                           "INV": "transfer", "ATM": "atm"}},
-                "status": {"from": "status", "values": {"POSTED": "approved",
-                                                        "REJECTED": "declined",
-                                                        "REVERSED": "reversed"}},
+                "channel": {
+                    "from": "txn_type",
+                    "values": {
+                        "TRF": "transfer",
+                        "SAL": "transfer",
+                        "DD": "transfer",
+                        "SO": "transfer",
+                        "INV": "transfer",
+                        "ATM": "atm",
+                    },
+                },
+                "status": {
+                    "from": "status",
+                    "values": {
+                        "POSTED": "approved",
+                        "REJECTED": "declined",
+                        "REVERSED": "reversed",
+                    },
+                },
                 "merchant_id": "atm_id",
                 "merchant_category": "mcc",
                 "merchant_country": "atm_country",
@@ -767,8 +995,9 @@ class CoreSink(Sink):
 class WalletSink(Sink):
     """The digital wallet's customer documents, each with its activity nested in a list."""
 
-    def __init__(self, name: str, root: Path, times: Times, truth: Truth,
-                 rnd: random.Random, world: World) -> None:
+    def __init__(
+        self, name: str, root: Path, times: Times, truth: Truth, rnd: random.Random, world: World
+    ) -> None:
         super().__init__(name, root, times, truth, rnd)
         self.folder = root / "nosql" / "customers"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -796,6 +1025,7 @@ class WalletSink(Sink):
             }
 
     def write(self, ev: Event) -> None:
+        """Write one event in this source's format."""
         ts, seq, _, rec, label = ev
         doc = self.docs[rec["_doc"]]
         et = rec["event_type"]
@@ -805,31 +1035,61 @@ class WalletSink(Sink):
         item: dict[str, Any]
         if et == "transaction":
             rid = f"wp_{hex12(seq)}"
-            item = {"kind": "payment", "id": rid, "at": at,
-                    "amount": {"value": _fmt_amount(rec["amount"], rec["currency"]),
-                               "currency": rec["currency"]},
-                    "merchant": {"id": rec["merchant_id"], "name": rec["merchant_name"],
-                                 "mcc": rec["merchant_category"],
-                                 "country": rec["merchant_country"]},
-                    "device": rec["device_id"], "ip": rec["ip"], "loc": loc,
-                    "state": {"approved": "completed", "declined": "failed",
-                              "reversed": "refunded"}[rec["status"]]}
+            item = {
+                "kind": "payment",
+                "id": rid,
+                "at": at,
+                "amount": {
+                    "value": _fmt_amount(rec["amount"], rec["currency"]),
+                    "currency": rec["currency"],
+                },
+                "merchant": {
+                    "id": rec["merchant_id"],
+                    "name": rec["merchant_name"],
+                    "mcc": rec["merchant_category"],
+                    "country": rec["merchant_country"],
+                },
+                "device": rec["device_id"],
+                "ip": rec["ip"],
+                "loc": loc,
+                "state": {"approved": "completed", "declined": "failed", "reversed": "refunded"}[
+                    rec["status"]
+                ],
+            }
         elif et == "login":
             rid = f"ws_{hex12(seq)}"
-            item = {"kind": "signin", "id": rid, "at": at, "ok": rec["success"],
-                    "second_factor": rec["mfa_used"], "device": rec["device_id"],
-                    "ip": rec["ip"], "loc": loc, "agent": rec["user_agent"]}
+            item = {
+                "kind": "signin",
+                "id": rid,
+                "at": at,
+                "ok": rec["success"],
+                "second_factor": rec["mfa_used"],
+                "device": rec["device_id"],
+                "ip": rec["ip"],
+                "loc": loc,
+                "agent": rec["user_agent"],
+            }
             if rec.get("failure_reason"):
                 item["failure"] = rec["failure_reason"]
         else:
             rid = f"wd_{hex12(seq)}"
-            item = {"kind": "device", "id": rid, "at": at,
-                    "device": {"id": rec["device_id"], "os": rec["os"],
-                               "os_version": rec["os_version"], "model": rec["_model"],
-                               "emulator": rec["emulator"], "rooted": rec["rooted"],
-                               "screen": rec["screen"], "tz": rec["timezone"],
-                               "lang": rec["language"]},
-                    "ip": rec["ip"]}
+            item = {
+                "kind": "device",
+                "id": rid,
+                "at": at,
+                "device": {
+                    "id": rec["device_id"],
+                    "os": rec["os"],
+                    "os_version": rec["os_version"],
+                    "model": rec["_model"],
+                    "emulator": rec["emulator"],
+                    "rooted": rec["rooted"],
+                    "screen": rec["screen"],
+                    "tz": rec["timezone"],
+                    "lang": rec["language"],
+                },
+                "ip": rec["ip"],
+            }
         item = {k: v for k, v in item.items() if v is not None}
         kind = None
         if self.defects.hit():
@@ -856,49 +1116,94 @@ class WalletSink(Sink):
         self._note(rec, rid, label)
         if kind is not None:
             fname = f"{doc['_id']}.json"
-            self.truth.defect(self.name, f"nosql/customers/{fname}",
-                              f"{fname}:activity[{len(items) - 1}]", rid, et, kind)
+            self.truth.defect(
+                self.name,
+                f"nosql/customers/{fname}",
+                f"{fname}:activity[{len(items) - 1}]",
+                rid,
+                et,
+                kind,
+            )
 
     def close(self) -> None:
+        """Flush and close this source's files."""
         for wid in sorted(self.docs):
             path = self.folder / f"{wid}.json"
             path.write_bytes(_dumps_doc(self.docs[wid]))
             self.files.append(path)
 
     def manifest(self) -> dict[str, Any]:
-        common = {"source": {"const": "wallet_app"}, "account_id": "doc:customer.account_no",
-                  "timestamp": "at", "device_id": "device", "ip": "ip"}
+        """This source's manifest entry (``docs/sources.md`` grammar)."""
+        common = {
+            "source": {"const": "wallet_app"},
+            "account_id": "doc:customer.account_no",
+            "timestamp": "at",
+            "device_id": "device",
+            "ip": "ip",
+        }
         geo = {"geo.lat": "loc.lat", "geo.lon": "loc.lon", "geo.country": "loc.cc"}
         return {
-            "name": self.name, "format": "documents", "path": "nosql/customers/*.json",
-            "items": "activity", "type_field": "kind",
+            "name": self.name,
+            "format": "documents",
+            "path": "nosql/customers/*.json",
+            "items": "activity",
+            "type_field": "kind",
             "types": {
-                "payment": {"event_type": "transaction", "fields": {
-                    "txn_id": "id", **common,
-                    "amount": "amount.value", "currency": "amount.currency",
-                    "channel": {"const": "wallet"},
-                    "merchant_id": "merchant.id", "merchant_category": "merchant.mcc",
-                    "merchant_country": "merchant.country", **geo,
-                    "email": "doc:customer.email", "phone": "doc:customer.phone",
-                    "billing_address": "doc:customer.address",
-                    "status": {"from": "state", "values": {"completed": "approved",
-                                                           "failed": "declined",
-                                                           "refunded": "reversed"}},
-                }},
-                "signin": {"event_type": "login", "fields": {
-                    "event_id": "id", **common,
-                    "success": {"from": "ok", "type": "bool"},
-                    "mfa_used": {"from": "second_factor", "type": "bool"},
-                    "failure_reason": "failure", "user_agent": "agent", **geo,
-                }},
-                "device": {"event_type": "device_event", "fields": {
-                    "event_id": "id", "timestamp": "at", "source": {"const": "wallet_app"},
-                    "account_id": "doc:customer.account_no",
-                    "device_id": "device.id", "os": "device.os",
-                    "os_version": "device.os_version", "emulator": "device.emulator",
-                    "rooted": "device.rooted", "screen": "device.screen",
-                    "timezone": "device.tz", "language": "device.lang", "ip": "ip",
-                }},
+                "payment": {
+                    "event_type": "transaction",
+                    "fields": {
+                        "txn_id": "id",
+                        **common,
+                        "amount": "amount.value",
+                        "currency": "amount.currency",
+                        "channel": {"const": "wallet"},
+                        "merchant_id": "merchant.id",
+                        "merchant_category": "merchant.mcc",
+                        "merchant_country": "merchant.country",
+                        **geo,
+                        "email": "doc:customer.email",
+                        "phone": "doc:customer.phone",
+                        "billing_address": "doc:customer.address",
+                        "status": {
+                            "from": "state",
+                            "values": {
+                                "completed": "approved",
+                                "failed": "declined",
+                                "refunded": "reversed",
+                            },
+                        },
+                    },
+                },
+                "signin": {
+                    "event_type": "login",
+                    "fields": {
+                        "event_id": "id",
+                        **common,
+                        "success": {"from": "ok", "type": "bool"},
+                        "mfa_used": {"from": "second_factor", "type": "bool"},
+                        "failure_reason": "failure",
+                        "user_agent": "agent",
+                        **geo,
+                    },
+                },
+                "device": {
+                    "event_type": "device_event",
+                    "fields": {
+                        "event_id": "id",
+                        "timestamp": "at",
+                        "source": {"const": "wallet_app"},
+                        "account_id": "doc:customer.account_no",
+                        "device_id": "device.id",
+                        "os": "device.os",
+                        "os_version": "device.os_version",
+                        "emulator": "device.emulator",
+                        "rooted": "device.rooted",
+                        "screen": "device.screen",
+                        "timezone": "device.tz",
+                        "language": "device.lang",
+                        "ip": "ip",
+                    },
+                },
             },
         }
 
@@ -914,8 +1219,9 @@ _UA = r' ua="(?P<ua>[^"]*)"$'
 class AuthSink(Sink):
     """The identity provider's text log: logins, failures, MFA failures, password resets."""
 
-    def __init__(self, name: str, root: Path, times: Times, truth: Truth,
-                 rnd: random.Random) -> None:
+    def __init__(
+        self, name: str, root: Path, times: Times, truth: Truth, rnd: random.Random
+    ) -> None:
         super().__init__(name, root, times, truth, rnd)
         self.folder = root / "auth"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -935,6 +1241,7 @@ class AuthSink(Sink):
         self._line = 0
 
     def write(self, ev: Event) -> None:
+        """Write one event in this source's format."""
         ts, seq, _, rec, label = ev
         day = (ts - self.times.t0) // 86400
         if day != self._day:
@@ -957,9 +1264,11 @@ class AuthSink(Sink):
         geo = rec.get("geo")
         lat, lon, cc = (geo["lat"], geo["lon"], geo["country"]) if geo else (0.0, 0.0, "ZZ")
         if self.defects.hit():
-            kind = self.defects.pick(["naive_timestamp", "invalid_ip", "lat_out_of_range",
-                                      "unknown_country"] if et == "login"
-                                     else ["naive_timestamp", "invalid_ip"])
+            kind = self.defects.pick(
+                ["naive_timestamp", "invalid_ip", "lat_out_of_range", "unknown_country"]
+                if et == "login"
+                else ["naive_timestamp", "invalid_ip"]
+            )
             if kind == "naive_timestamp":
                 stamp = stamp[:-1]
             elif kind == "invalid_ip":
@@ -975,13 +1284,13 @@ class AuthSink(Sink):
             ua = (rec.get("user_agent") or "-").replace('"', "'")
             mfa = "yes" if rec["mfa_used"] else "no"
             if rec["success"]:
-                text = f"{head}LOGIN_OK {who}{where} mfa={mfa} ua=\"{ua}\"\n"
+                text = f'{head}LOGIN_OK {who}{where} mfa={mfa} ua="{ua}"\n'
             elif rec.get("failure_reason") == "mfa_failed":
                 method = ("sms", "totp", "push")[seq % 3]
-                text = f"{head}MFA_FAIL {who}{where} method={method} ua=\"{ua}\"\n"
+                text = f'{head}MFA_FAIL {who}{where} method={method} ua="{ua}"\n'
             else:
                 reason = rec.get("failure_reason") or "bad_password"
-                text = f"{head}LOGIN_FAIL {who}{where} mfa={mfa} reason={reason} ua=\"{ua}\"\n"
+                text = f'{head}LOGIN_FAIL {who}{where} mfa={mfa} reason={reason} ua="{ua}"\n'
         else:
             text = f"{head}PASSWORD_RESET {who} via={rec['_via']}\n"
         assert self._fh is not None
@@ -989,50 +1298,85 @@ class AuthSink(Sink):
         self._line += 1
         self._note(rec, rid, label)
         if kind is not None:
-            self.truth.defect(self.name, f"auth/{self._fname}", f"{self._fname}:{self._line}",
-                              rid, et, kind)
+            self.truth.defect(
+                self.name, f"auth/{self._fname}", f"{self._fname}:{self._line}", rid, et, kind
+            )
 
     def close(self) -> None:
+        """Flush and close this source's files."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
 
     def manifest(self) -> dict[str, Any]:
+        """This source's manifest entry (``docs/sources.md`` grammar)."""
         src = {"const": "auth_server"}
         login_common = {
-            "event_id": "req", "timestamp": "ts", "account_id": "user", "source": src,
-            "device_id": "dev", "ip": "ip",
+            "event_id": "req",
+            "timestamp": "ts",
+            "account_id": "user",
+            "source": src,
+            "device_id": "dev",
+            "ip": "ip",
             "geo.lat": {"from": "lat", "type": "float"},
-            "geo.lon": {"from": "lon", "type": "float"}, "geo.country": "cc",
+            "geo.lon": {"from": "lon", "type": "float"},
+            "geo.country": "cc",
             "user_agent": "ua",
         }
         return {
-            "name": self.name, "format": "authlog", "path": "auth/*.log",
+            "name": self.name,
+            "format": "authlog",
+            "path": "auth/*.log",
             "patterns": [
-                {"name": "login_ok",
-                 "regex": _PREFIX + "LOGIN_OK " + _WHO + _GEO + r" mfa=(?P<mfa>\w+)" + _UA,
-                 "event_type": "login",
-                 "fields": {**login_common, "success": {"const": True},
-                            "mfa_used": {"from": "mfa", "type": "bool"}}},
-                {"name": "login_fail",
-                 "regex": (_PREFIX + "LOGIN_FAIL " + _WHO + _GEO + r" mfa=(?P<mfa>\w+)"
-                           r" reason=(?P<reason>\S+)" + _UA),
-                 "event_type": "login",
-                 "fields": {**login_common, "success": {"const": False},
-                            "mfa_used": {"from": "mfa", "type": "bool"},
-                            "failure_reason": "reason"}},
-                {"name": "mfa_fail",
-                 "regex": _PREFIX + "MFA_FAIL " + _WHO + _GEO + r" method=(?P<method>\S+)" + _UA,
-                 "event_type": "login",
-                 "fields": {**login_common, "success": {"const": False},
-                            "mfa_used": {"const": True},
-                            "failure_reason": {"const": "mfa_failed"}}},
-                {"name": "password_reset",
-                 "regex": _PREFIX + "PASSWORD_RESET " + _WHO + r" via=(?P<via>\S+)$",
-                 "event_type": "account_event",
-                 "fields": {"event_id": "req", "timestamp": "ts", "account_id": "user",
-                            "source": src, "kind": {"const": "password_reset"},
-                            "device_id": "dev", "ip": "ip"}},
+                {
+                    "name": "login_ok",
+                    "regex": _PREFIX + "LOGIN_OK " + _WHO + _GEO + r" mfa=(?P<mfa>\w+)" + _UA,
+                    "event_type": "login",
+                    "fields": {
+                        **login_common,
+                        "success": {"const": True},
+                        "mfa_used": {"from": "mfa", "type": "bool"},
+                    },
+                },
+                {
+                    "name": "login_fail",
+                    "regex": (
+                        _PREFIX + "LOGIN_FAIL " + _WHO + _GEO + r" mfa=(?P<mfa>\w+)"
+                        r" reason=(?P<reason>\S+)" + _UA
+                    ),
+                    "event_type": "login",
+                    "fields": {
+                        **login_common,
+                        "success": {"const": False},
+                        "mfa_used": {"from": "mfa", "type": "bool"},
+                        "failure_reason": "reason",
+                    },
+                },
+                {
+                    "name": "mfa_fail",
+                    "regex": _PREFIX + "MFA_FAIL " + _WHO + _GEO + r" method=(?P<method>\S+)" + _UA,
+                    "event_type": "login",
+                    "fields": {
+                        **login_common,
+                        "success": {"const": False},
+                        "mfa_used": {"const": True},
+                        "failure_reason": {"const": "mfa_failed"},
+                    },
+                },
+                {
+                    "name": "password_reset",
+                    "regex": _PREFIX + "PASSWORD_RESET " + _WHO + r" via=(?P<via>\S+)$",
+                    "event_type": "account_event",
+                    "fields": {
+                        "event_id": "req",
+                        "timestamp": "ts",
+                        "account_id": "user",
+                        "source": src,
+                        "kind": {"const": "password_reset"},
+                        "device_id": "dev",
+                        "ip": "ip",
+                    },
+                },
             ],
         }
 

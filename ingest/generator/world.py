@@ -23,8 +23,12 @@ from ingest.generator import catalog as cat
 from ingest.generator.catalog import City
 
 BANK_COUNTRIES: dict[str, str] = {
-    "GB": "bank_alba", "DE": "bank_rhein", "NL": "bank_rhein", "FR": "bank_meridian",
-    "ES": "bank_meridian", "US": "bank_liberty",
+    "GB": "bank_alba",
+    "DE": "bank_rhein",
+    "NL": "bank_rhein",
+    "FR": "bank_meridian",
+    "ES": "bank_meridian",
+    "US": "bank_liberty",
 }
 """Each home country's main bank (a share of customers bank elsewhere)."""
 
@@ -37,8 +41,18 @@ GATEWAY_WEIGHTS: dict[str, tuple[tuple[str, float], ...]] = {
 }
 """Which payment gateway an online merchant of a country uses."""
 
-_DENSITY = {"5411": 60, "5499": 50, "5541": 120, "5812": 25, "5814": 40, "5912": 150,
-            "5311": 300, "5651": 120, "4111": 400, "5732": 250}
+_DENSITY = {
+    "5411": 60,
+    "5499": 50,
+    "5541": 120,
+    "5812": 25,
+    "5814": 40,
+    "5912": 150,
+    "5311": 300,
+    "5651": 120,
+    "4111": 400,
+    "5732": 250,
+}
 """Customers per in-person merchant of each category, per city (at least 2 merchants)."""
 
 
@@ -232,8 +246,10 @@ class World:
     def assign_ids(self) -> None:
         """Number every account: older accounts shuffled, accounts opened in the window after."""
         old = [a for a in self.accounts if a.opened_day is None]
-        new = sorted((a for a in self.accounts if a.opened_day is not None),
-                     key=lambda a: (a.opened_day, a.idx))
+        new = sorted(
+            (a for a in self.accounts if a.opened_day is not None),
+            key=lambda a: (a.opened_day, a.idx),
+        )
         numbers = list(range(1, len(old) + 1))
         self.rnd.shuffle(numbers)
         for acct, n in zip(old, numbers, strict=True):
@@ -241,23 +257,38 @@ class World:
         for n, acct in enumerate(new, len(old) + 1):
             acct.account_id = f"acc_{n:06d}"
 
-    def new_merchant(self, name: str, mcc: str, country: str, city: City | None,
-                     gateway: str | None = None, prefix: str = "mch_") -> Merchant:
+    def new_merchant(
+        self,
+        name: str,
+        mcc: str,
+        country: str,
+        city: City | None,
+        gateway: str | None = None,
+        prefix: str = "mch_",
+    ) -> Merchant:
         """Create a merchant; in-person merchants get a location jittered around their city."""
         self.merchant_count += 1
         geo = None
         if city is not None:
-            geo = {"lat": round(city.lat + self.rnd.gauss(0, 0.03), 5),
-                   "lon": round(city.lon + self.rnd.gauss(0, 0.045), 5), "country": country}
-        mid = (f"{prefix}{self.merchant_count:06d}" if prefix == "mch_"
-               else f"{prefix}{country}{self.merchant_count:06d}")
+            geo = {
+                "lat": round(city.lat + self.rnd.gauss(0, 0.03), 5),
+                "lon": round(city.lon + self.rnd.gauss(0, 0.045), 5),
+                "country": country,
+            }
+        mid = (
+            f"{prefix}{self.merchant_count:06d}"
+            if prefix == "mch_"
+            else f"{prefix}{country}{self.merchant_count:06d}"
+        )
         return Merchant(mid, name, mcc, country, city.name if city else "", geo, gateway)
 
-    def device(self, kind: str, country: str, tz: str, *, emulator: bool = False,
-               rooted: bool = False) -> Device:
+    def device(
+        self, kind: str, country: str, tz: str, *, emulator: bool = False, rooted: bool = False
+    ) -> Device:
         """A new device with a consistent OS, model, screen and user agent."""
         rnd = self.rnd
         chrome = rnd.choice(cat.CHROME_VERSIONS)
+        versions: tuple[str, ...]
         if emulator:
             os_name, versions, model, screen = cat.EMULATOR_MODEL
             browser = "Chrome"
@@ -269,8 +300,20 @@ class World:
             model = "iPad" if os_name == "iPadOS" else ""
         version = rnd.choice(versions)
         ua = cat.browser_user_agent(os_name, version, browser, model, chrome)
-        return Device(self.ids.hex("dev_", 12), kind, os_name, version, model, browser, screen,
-                      tz, cat.LANGUAGES.get(country, "en-US"), ua, emulator, rooted)
+        return Device(
+            self.ids.hex("dev_", 12),
+            kind,
+            os_name,
+            version,
+            model,
+            browser,
+            screen,
+            tz,
+            cat.LANGUAGES.get(country, "en-US"),
+            ua,
+            emulator,
+            rooted,
+        )
 
     def ipv4(self, prefix: str) -> str:
         """A random host address under a /16 (``a.b``) or /24 (``a.b.c``) prefix."""
@@ -286,8 +329,7 @@ class World:
         if v6 is not None and rnd.random() < 0.15:
             if rnd.random() < 0.1:
                 v6 = "2001:db8"
-            return (f"{v6}:{rnd.getrandbits(16):x}:{rnd.getrandbits(16):x}::"
-                    f"{rnd.getrandbits(16):x}")
+            return f"{v6}:{rnd.getrandbits(16):x}:{rnd.getrandbits(16):x}::{rnd.getrandbits(16):x}"
         return self.ipv4(rnd.choice(cat.ISP_PREFIXES[country]))
 
     def fraud_ip(self, where: str) -> str:
@@ -345,8 +387,11 @@ class World:
             local = f"{f}{ln}{rnd.randint(1960, 2006)}"
         else:
             local = f"{f}_{ln[:4]}{rnd.randint(1, 999)}"
-        domains = cat.THROWAWAY_DOMAINS if throwaway else cat.EMAIL_DOMAINS.get(
-            country, cat.EMAIL_DOMAINS["US"])
+        domains = (
+            cat.THROWAWAY_DOMAINS
+            if throwaway
+            else cat.EMAIL_DOMAINS.get(country, cat.EMAIL_DOMAINS["US"])
+        )
         return f"{local}@{rnd.choice(domains)}"
 
     def person_name(self, country: str) -> tuple[str, str]:
@@ -359,8 +404,9 @@ def _weighted(rnd: random.Random, pairs: tuple[tuple[str, float], ...]) -> str:
     return rnd.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
 
 
-def build_world(*, start: date, days: int, accounts: int, rnd: random.Random,
-                rng: np.random.Generator) -> World:
+def build_world(
+    *, start: date, days: int, accounts: int, rnd: random.Random, rng: np.random.Generator
+) -> World:
     """Create the honest population of ``accounts`` accounts (persons and businesses).
 
     Args:
@@ -378,40 +424,71 @@ def build_world(*, start: date, days: int, accounts: int, rnd: random.Random,
 
     # Businesses first: employers, utilities, landlords, small firms, pension funds.
     n_business = max(12, round(accounts * 0.025))
-    kinds = [("utility", max(6, round(12 * scale))), ("telecom", 6), ("insurer", 6),
-             ("pension", 6), ("landlord", max(2, round(80 * scale))),
-             ("small_business", max(2, round(40 * scale)))]
+    kinds = [
+        ("utility", max(6, round(12 * scale))),
+        ("telecom", 6),
+        ("insurer", 6),
+        ("pension", 6),
+        ("landlord", max(2, round(80 * scale))),
+        ("small_business", max(2, round(40 * scale))),
+    ]
     n_fixed = sum(n for _, n in kinds)
     kinds.insert(0, ("employer", max(3, n_business - n_fixed)))
     home_weights = list(cat.HOME_WEIGHTS)
     suffix = {"GB": "Ltd", "US": "Inc", "DE": "GmbH", "FR": "SAS", "NL": "B.V.", "ES": "S.L."}
-    labels = {"employer": ("Logistics", "Software", "Foods", "Engineering", "Retail", "Health",
-                           "Consulting", "Media", "Construction", "Hospitality"),
-              "utility": ("Energy", "Water", "Power"), "telecom": ("Mobile",),
-              "insurer": ("Insurance",), "pension": ("Pension Fund",),
-              "landlord": ("Lettings", "Property", "Estates", "Homes"),
-              "small_business": ("Plumbing", "Fitness Club", "Driving School", "Dental",
-                                 "Tutoring", "Garage")}
+    labels = {
+        "employer": (
+            "Logistics",
+            "Software",
+            "Foods",
+            "Engineering",
+            "Retail",
+            "Health",
+            "Consulting",
+            "Media",
+            "Construction",
+            "Hospitality",
+        ),
+        "utility": ("Energy", "Water", "Power"),
+        "telecom": ("Mobile",),
+        "insurer": ("Insurance",),
+        "pension": ("Pension Fund",),
+        "landlord": ("Lettings", "Property", "Estates", "Homes"),
+        "small_business": (
+            "Plumbing",
+            "Fitness Club",
+            "Driving School",
+            "Dental",
+            "Tutoring",
+            "Garage",
+        ),
+    }
     surnames = [n for names in cat.LAST_NAMES.values() for n in names]
     per_country_fixed = {"telecom", "insurer", "pension"}
     for kind, count in kinds:
         idxs: list[int] = []
         for i in range(count):
-            if kind in per_country_fixed:
-                country = cat.HOME_COUNTRIES[i % len(cat.HOME_COUNTRIES)]
-            elif kind == "utility":
+            if kind in per_country_fixed or kind == "utility":
                 country = cat.HOME_COUNTRIES[i % len(cat.HOME_COUNTRIES)]
             else:
                 country = rnd.choices(cat.HOME_COUNTRIES, weights=home_weights)[0]
             cities = [c for c in cat.CITIES if c.country == country]
             city = rnd.choices(cities, weights=[c.weight for c in cities])[0]
-            name = (f"{rnd.choice(surnames)} {rnd.choice(labels[kind])} "
-                    f"{suffix[country]}")
-            acct = w.add_account(kind="business", bank=BANK_COUNTRIES[country], country=country,
-                                 city=city, currency=cat.COUNTRY_CURRENCY[country], name=name,
-                                 business_kind=kind)
-            acct.home_ip = w.ipv4(rnd.choice(cat.DOC_IPV4_PREFIXES)) if rnd.random() < 0.3 \
+            name = f"{rnd.choice(surnames)} {rnd.choice(labels[kind])} {suffix[country]}"
+            acct = w.add_account(
+                kind="business",
+                bank=BANK_COUNTRIES[country],
+                country=country,
+                city=city,
+                currency=cat.COUNTRY_CURRENCY[country],
+                name=name,
+                business_kind=kind,
+            )
+            acct.home_ip = (
+                w.ipv4(rnd.choice(cat.DOC_IPV4_PREFIXES))
+                if rnd.random() < 0.3
                 else w.home_ip(country)
+            )
             acct.phone_device = w.device("desktop", country, city.tz)
             idxs.append(acct.idx)
         w.businesses[kind] = idxs
@@ -429,14 +506,18 @@ def build_world(*, start: date, days: int, accounts: int, rnd: random.Random,
     mobile_n = max(3, n_persons // 40)
     for country in cat.HOME_COUNTRIES:
         share = cat.HOME_WEIGHTS[cat.HOME_COUNTRIES.index(country)]
-        w.mobile_pools[country] = [w.ipv4(rnd.choice(cat.MOBILE_PREFIXES[country]))
-                                   for _ in range(max(3, round(mobile_n * share)))]
+        w.mobile_pools[country] = [
+            w.ipv4(rnd.choice(cat.MOBILE_PREFIXES[country]))
+            for _ in range(max(3, round(mobile_n * share)))
+        ]
     for c in (*cat.CITIES, *cat.TRAVEL_CITIES):
         if c.name not in w.wifi_ips:
             n_wifi = 3 if c.country not in cat.HOME_COUNTRIES else 5
             pool = [w.ipv4(rnd.choice(cat.DOC_IPV4_PREFIXES)) for _ in range(2)]
-            pool += [w.ipv4(rnd.choice(cat.ISP_PREFIXES.get(c.country, ("81.2",))))
-                     for _ in range(n_wifi)]
+            pool += [
+                w.ipv4(rnd.choice(cat.ISP_PREFIXES.get(c.country, ("81.2",))))
+                for _ in range(n_wifi)
+            ]
             w.wifi_ips[c.name] = pool
     employers_by_country: dict[str, list[int]] = {}
     for b in w.businesses["employer"]:
@@ -450,7 +531,7 @@ def build_world(*, start: date, days: int, accounts: int, rnd: random.Random,
         address = w.street_address(city)
         home_ip = w.home_ip(country)
         shared = None
-        if size > 1 and rnd.random() < 0.6 or size == 1 and rnd.random() < 0.4:
+        if (size > 1 and rnd.random() < 0.6) or (size == 1 and rnd.random() < 0.4):
             shared = w.device("desktop", country, city.tz)
         members: list[int] = []
         bank = BANK_COUNTRIES[country] if rnd.random() < 0.9 else rnd.choice(BANK_IDS)
@@ -473,26 +554,39 @@ def build_world(*, start: date, days: int, accounts: int, rnd: random.Random,
                 rate = 10 + 15 * rnd.random()
             fx = cat.FX_PER_EUR[cat.COUNTRY_CURRENCY[country]]
             acct = w.add_account(
-                kind=kind, bank=bank if rnd.random() < 0.95 else rnd.choice(BANK_IDS),
-                country=country, city=city, currency=cat.COUNTRY_CURRENCY[country],
-                name=f"{first} {last}", first=first, last=last, address=address,
-                household=household, archetype=arche, rate=rate,
-                spend=(income_eur / 2600.0) ** 0.5, income=round(income_eur * fx, 2),
+                kind=kind,
+                bank=bank if rnd.random() < 0.95 else rnd.choice(BANK_IDS),
+                country=country,
+                city=city,
+                currency=cat.COUNTRY_CURRENCY[country],
+                name=f"{first} {last}",
+                first=first,
+                last=last,
+                address=address,
+                household=household,
+                archetype=arche,
+                rate=rate,
+                spend=(income_eur / 2600.0) ** 0.5,
+                income=round(income_eur * fx, 2),
             )
             acct.email = w.email_for(first, last, country)
             acct.phone = w.phone_number(country)
             acct.card_id = w.ids.hex("tok_", 16)
             acct.phone_device = w.device("phone", country, city.tz, rooted=rnd.random() < 0.01)
-            acct.home_device = shared if shared is not None or rnd.random() < 0.5 else \
-                w.device("desktop", country, city.tz)
+            acct.home_device = (
+                shared
+                if shared is not None or rnd.random() < 0.5
+                else w.device("desktop", country, city.tz)
+            )
             acct.home_ip = home_ip
             acct.mobile_ip = rnd.choice(w.mobile_pools[country])
             acct.fav = rnd.getrandbits(30)
             if rnd.random() < 0.15 and kind == "person":
                 acct.wallet_id = w.ids.hex("cus_", 10)
             if arche == "retired":
-                acct.employer = rnd.choice([b for b in w.businesses["pension"]
-                                            if w.accounts[b].country == country])
+                acct.employer = rnd.choice(
+                    [b for b in w.businesses["pension"] if w.accounts[b].country == country]
+                )
             elif arche != "student":
                 local_emp = employers_by_country.get(country) or w.businesses["employer"]
                 acct.employer = rnd.choice(local_emp)
@@ -506,10 +600,13 @@ def build_world(*, start: date, days: int, accounts: int, rnd: random.Random,
         household += 1
 
     # Friends, bills, trips, accounts opened or closed during the window.
-    utilities = {c: [b for b in w.businesses["utility"] if w.accounts[b].country == c]
-                 for c in cat.HOME_COUNTRIES}
-    per_country = {k: {w.accounts[b].country: b for b in w.businesses[k]}
-                   for k in ("telecom", "insurer")}
+    utilities = {
+        c: [b for b in w.businesses["utility"] if w.accounts[b].country == c]
+        for c in cat.HOME_COUNTRIES
+    }
+    per_country = {
+        k: {w.accounts[b].country: b for b in w.businesses[k]} for k in ("telecom", "insurer")
+    }
     landlords_by_country: dict[str, list[int]] = {}
     for b in w.businesses["landlord"]:
         landlords_by_country.setdefault(w.accounts[b].country, []).append(b)
@@ -519,8 +616,11 @@ def build_world(*, start: date, days: int, accounts: int, rnd: random.Random,
         a = w.accounts[p]
         local = by_city[a.city.name]
         for _ in range(rnd.randint(2, 6)):
-            f = local[rnd.randrange(len(local))] if rnd.random() < 0.8 else \
-                w.persons[rnd.randrange(len(w.persons))]
+            f = (
+                local[rnd.randrange(len(local))]
+                if rnd.random() < 0.8
+                else w.persons[rnd.randrange(len(w.persons))]
+            )
             if f != p and f not in a.friends and f not in a.family:
                 a.friends.append(f)
         fx = cat.FX_PER_EUR[a.currency]
@@ -530,17 +630,41 @@ def build_world(*, start: date, days: int, accounts: int, rnd: random.Random,
         else:
             util = utilities[a.country]
             if util:
-                a.bills.append((rnd.choice(util), rnd.randint(1, 28),
-                                round(rnd.uniform(60, 180) * fx, exp_), "ENERGY DD"))
-            a.bills.append((per_country["telecom"][a.country], rnd.randint(1, 28),
-                            round(rnd.uniform(15, 55) * fx, exp_), "MOBILE DD"))
+                a.bills.append(
+                    (
+                        rnd.choice(util),
+                        rnd.randint(1, 28),
+                        round(rnd.uniform(60, 180) * fx, exp_),
+                        "ENERGY DD",
+                    )
+                )
+            a.bills.append(
+                (
+                    per_country["telecom"][a.country],
+                    rnd.randint(1, 28),
+                    round(rnd.uniform(15, 55) * fx, exp_),
+                    "MOBILE DD",
+                )
+            )
             if rnd.random() < 0.5:
-                a.bills.append((per_country["insurer"][a.country], rnd.randint(1, 28),
-                                round(rnd.uniform(20, 90) * fx, exp_), "INSURANCE DD"))
+                a.bills.append(
+                    (
+                        per_country["insurer"][a.country],
+                        rnd.randint(1, 28),
+                        round(rnd.uniform(20, 90) * fx, exp_),
+                        "INSURANCE DD",
+                    )
+                )
             if rnd.random() < 0.55 and a.archetype != "corporate":
                 landlords = landlords_by_country.get(a.country) or w.businesses["landlord"]
-                a.bills.append((rnd.choice(landlords), rnd.choice((1, 1, 1, 28, 30)),
-                                round(rnd.uniform(600, 1800) * fx * a.spend, exp_), "RENT SO"))
+                a.bills.append(
+                    (
+                        rnd.choice(landlords),
+                        rnd.choice((1, 1, 1, 28, 30)),
+                        round(rnd.uniform(600, 1800) * fx * a.spend, exp_),
+                        "RENT SO",
+                    )
+                )
         if rnd.random() < trip_p and days >= 3:
             dest = rnd.choices(cat.TRAVEL_CITIES, weights=travel_w)[0]
             if dest.country != a.country:
@@ -563,31 +687,51 @@ def build_world(*, start: date, days: int, accounts: int, rnd: random.Random,
         key_done = (c.name, cat.MCCS[0].code) in w.city_pools
         if key_done:
             continue
-        for m in cat.MCCS:
-            if m.online:
+        for mc in cat.MCCS:
+            if mc.online:
                 continue
-            n = max(2, round(n_people / _DENSITY[m.code]))
+            n = max(2, round(n_people / _DENSITY[mc.code]))
             if c.country not in cat.HOME_COUNTRIES:
                 n = 4
-            w.city_pools[(c.name, m.code)] = [
-                w.new_merchant(f"{rnd.choice(surnames)} {m.label}", m.code, c.country, c)
-                for _ in range(n)]
+            w.city_pools[(c.name, mc.code)] = [
+                w.new_merchant(f"{rnd.choice(surnames)} {mc.label}", mc.code, c.country, c)
+                for _ in range(n)
+            ]
         n_atm = max(2, n_people // 80) if c.country in cat.HOME_COUNTRIES else 3
-        w.atms[c.name] = [w.new_merchant(f"ATM {c.name}", "6011", c.country, c, prefix="atm_")
-                          for _ in range(n_atm)]
-    global_online = {m.code: [w.new_merchant(f"{rnd.choice(surnames)} {m.label} Europe",
-                                             m.code, rnd.choice(("IE", "LU", "NL", "US")), None,
-                                             _weighted(rnd, GATEWAY_WEIGHTS["*"]))
-                              for _ in range(3)]
-                     for m in cat.MCCS if m.online}
+        w.atms[c.name] = [
+            w.new_merchant(f"ATM {c.name}", "6011", c.country, c, prefix="atm_")
+            for _ in range(n_atm)
+        ]
+    global_online = {
+        mc.code: [
+            w.new_merchant(
+                f"{rnd.choice(surnames)} {mc.label} Europe",
+                mc.code,
+                rnd.choice(("IE", "LU", "NL", "US")),
+                None,
+                _weighted(rnd, GATEWAY_WEIGHTS["*"]),
+            )
+            for _ in range(3)
+        ]
+        for mc in cat.MCCS
+        if mc.online
+    }
     for country in cat.HOME_COUNTRIES:
         n_c = sum(1 for p in w.persons if w.accounts[p].country == country)
         gw_w = GATEWAY_WEIGHTS.get(country, GATEWAY_WEIGHTS["*"])
-        for m in cat.MCCS:
-            if not m.online:
+        for mc in cat.MCCS:
+            if not mc.online:
                 continue
             n = max(3, round(n_c / 150))
-            local = [w.new_merchant(f"{rnd.choice(surnames)} {m.label}", m.code, country, None,
-                                    _weighted(rnd, gw_w)) for _ in range(n)]
-            w.online_pools[(country, m.code)] = global_online[m.code] + local
+            shops = [
+                w.new_merchant(
+                    f"{rnd.choice(surnames)} {mc.label}",
+                    mc.code,
+                    country,
+                    None,
+                    _weighted(rnd, gw_w),
+                )
+                for _ in range(n)
+            ]
+            w.online_pools[(country, mc.code)] = global_online[mc.code] + shops
     return w

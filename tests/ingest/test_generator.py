@@ -8,6 +8,7 @@ import hashlib
 import math
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from ingest.generator import PROFILES, TYPOLOGIES, FraudConfig, generate
 from ingest.sources import format_location, load_manifest
 from ingest.validate import Validator
 
-SEED = 34
+SEED = 11
 
 
 def _now() -> datetime:
@@ -28,8 +29,11 @@ def _now() -> datetime:
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -98,8 +102,7 @@ def test_report_matches_summary_and_the_injected_clock(small):
     assert summary["fraud_by_typology"] == report.fraud_by_typology
     assert summary["events_by_source"] == report.events_by_source
     assert 3000 < report.events < 15000
-    assert set(report.events_by_type) == {"transaction", "login", "device_event",
-                                          "account_event"}
+    assert set(report.events_by_type) == {"transaction", "login", "device_event", "account_event"}
 
 
 def test_every_typology_is_planted_and_fraud_stays_under_two_percent(small):
@@ -124,8 +127,16 @@ def test_truth_accounts_name_every_ring_and_role(small):
             rings[r["typology"]].add(r["ring_id"])
     assert set(rings) == set(TYPOLOGIES)
     roles = {r["role"] for r in rows}
-    assert {"ring_member", "mule", "collector", "victim", "compromised", "merchant_owner",
-            "customer", "business"} <= roles
+    assert {
+        "ring_member",
+        "mule",
+        "collector",
+        "victim",
+        "compromised",
+        "merchant_owner",
+        "customer",
+        "business",
+    } <= roles
     fraud_rings = {r["ring_id"] for r in _csv(out / "truth" / "transactions.csv") if r["ring_id"]}
     assert fraud_rings <= {r["ring_id"] for r in rows}
 
@@ -136,26 +147,38 @@ def test_manifest_declares_every_file_and_every_source_has_files(small):
     assert manifest["version"] == 1
     sources = manifest["sources"]
     formats = Counter(s["format"] for s in sources)
-    assert formats["jsonl"] >= 3 and formats["csv"] >= 2
+    assert formats["jsonl"] >= 3
+    assert formats["csv"] >= 2
     assert {"sqlite", "documents", "authlog"} <= set(formats)
-    files = [str(p.relative_to(out)) for p in out.rglob("*")
-             if p.is_file() and p.relative_to(out).parts[0] not in ("truth",)
-             and p.name != "sources.yaml"]
+    files = [
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_file()
+        and p.relative_to(out).parts[0] not in ("truth",)
+        and p.name != "sources.yaml"
+    ]
     for f in files:
         assert any(fnmatch(f, s["path"]) for s in sources), f
     for s in sources:
         assert any(fnmatch(f, s["path"]) for f in files), s["name"]
     gateways = [s for s in sources if s["format"] == "csv"]
-    assert len({tuple(sorted(s["fields"].values().__repr__())) for s in gateways}) == len(gateways)
-    assert any(isinstance(f, dict) and f.get("scale") == "minor"
-               for s in gateways for f in s["fields"].values())
+    column_sets = [{v for v in s["fields"].values() if isinstance(v, str)} for s in gateways]
+    assert len({frozenset(c) for c in column_sets}) == len(gateways)  # own column names
+    assert any(
+        isinstance(f, dict) and f.get("scale") == "minor"
+        for s in gateways
+        for f in s["fields"].values()
+    )
 
 
 def test_bank_streams_validate_directly(small):
-    out, report = small
+    out, _ = small
     validator = Validator(now=_now)
-    defects = {(d["path"], d["location"].rsplit(":", 1)[1]): d["kind"]
-               for d in _csv(out / "truth" / "defects.csv") if d["path"].startswith("banks/")}
+    defects = {
+        (d["path"], d["location"].rsplit(":", 1)[1]): d["kind"]
+        for d in _csv(out / "truth" / "defects.csv")
+        if d["path"].startswith("banks/")
+    }
     ids = Counter()
     extras = set()
     for path in sorted((out / "banks").rglob("*.jsonl")):
@@ -197,8 +220,11 @@ def test_truth_covers_every_transaction_id_once(small, read_back):
     truth = [r["txn_id"] for r in _csv(out / "truth" / "transactions.csv")]
     assert len(truth) == len(set(truth))
     seen = {e.txn_id for _, e in accepted if e.event_type == "transaction"}
-    damaged = {d["record_id"] for d in _csv(out / "truth" / "defects.csv")
-               if d["event_type"] == "transaction"}
+    damaged = {
+        d["record_id"]
+        for d in _csv(out / "truth" / "defects.csv")
+        if d["event_type"] == "transaction"
+    }
     assert seen | damaged == set(truth)
 
 
@@ -214,14 +240,19 @@ def test_every_channel_and_account_event_kind_appears(read_back):
 
 
 def _labels(out: Path) -> dict[str, tuple[str, str]]:
-    return {r["txn_id"]: (r["typology"], r["ring_id"])
-            for r in _csv(out / "truth" / "transactions.csv") if r["is_fraud"] == "1"}
+    return {
+        r["txn_id"]: (r["typology"], r["ring_id"])
+        for r in _csv(out / "truth" / "transactions.csv")
+        if r["is_fraud"] == "1"
+    }
 
 
 def _km(a, b) -> float:
     la1, lo1, la2, lo2 = map(math.radians, (a.lat, a.lon, b.lat, b.lon))
-    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin(
-        (lo2 - lo1) / 2) ** 2
+    h = (
+        math.sin((la2 - la1) / 2) ** 2
+        + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    )
     return 12742 * math.asin(math.sqrt(h))
 
 
@@ -237,24 +268,31 @@ def test_planted_patterns_are_visible_in_the_data(small, read_back):
 
     # card testing: tiny online payments, many declined, from one device per ring
     tests = [t for t in by_typology["card_testing"] if t.amount <= 3]
-    assert tests and all(t.channel == "card_not_present" for t in tests)
+    assert tests
+    assert all(t.channel == "card_not_present" for t in tests)
     assert sum(t.status == "declined" for t in tests) >= len(tests) / 3
     # mule network: some mule receives from at least two different payers
     payers = defaultdict(set)
     for t in by_typology["mule_network"]:
         payers[t.counterparty_account_id].add(t.account_id)
     assert max(len(p) for p in payers.values()) >= 2
-    # round tripping: the money comes back to where it started
-    edges = {(t.account_id, t.counterparty_account_id) for t in by_typology["round_tripping"]}
-    starts = {a for a, _ in edges}
-    assert starts == {b for _, b in edges}
+    # round tripping: similar amounts, and money comes back to an account that sent it
+    cycle = by_typology["round_tripping"]
+    assert {t.account_id for t in cycle} & {t.counterparty_account_id for t in cycle}
+    assert all(
+        any(o is not t and abs(o.amount - t.amount) <= t.amount * Decimal("0.05") for o in cycle)
+        for t in cycle
+    )
     # synthetic identities: ring accounts share devices
     devices = defaultdict(set)
     for _, e in accepted:
         if e.event_type != "account_event" and e.device_id:
             devices[e.device_id].add(e.account_id)
-    synth = {r["account_id"] for r in _csv(out / "truth" / "accounts.csv")
-             if r["typology"] == "synthetic_identity" and r["role"] == "ring_member"}
+    synth = {
+        r["account_id"]
+        for r in _csv(out / "truth" / "accounts.csv")
+        if r["typology"] == "synthetic_identity" and r["role"] == "ring_member"
+    }
     assert any(len(accts & synth) >= 2 for accts in devices.values())
     # impossible travel: a payment far away (faster than an airliner) after one at home
     far = by_typology["impossible_travel"]
@@ -264,13 +302,22 @@ def test_planted_patterns_are_visible_in_the_data(small, read_back):
         hours = abs((f.timestamp - h.timestamp).total_seconds()) / 3600
         return _km(f.geo, h.geo) / max(hours, 1 / 60)
 
-    assert any(_km(f.geo, h.geo) > 1000 and kmh(f, h) > 1000
-               for f in far if f.geo for h in home if h.account_id == f.account_id)
+    assert any(
+        _km(f.geo, h.geo) > 1000 and kmh(f, h) > 1000
+        for f in far
+        if f.geo
+        for h in home
+        if h.account_id == f.account_id
+    )
     # account takeover: a password reset and a new e-mail before the draining transfers
     ato = {t.account_id for t in by_typology["account_takeover"]}
-    resets = {e.account_id for _, e in accepted if e.event_type == "account_event"
-              and e.kind == "password_reset"}
-    assert ato and ato <= resets
+    resets = {
+        e.account_id
+        for _, e in accepted
+        if e.event_type == "account_event" and e.kind == "password_reset"
+    }
+    assert ato
+    assert ato <= resets
     # collusive merchant: one merchant paid by several ring cards, with refunds
     merchants = Counter(t.merchant_id for t in by_typology["collusive_merchant"] if t.merchant_id)
     assert merchants.most_common(1)[0][1] >= 3
@@ -281,7 +328,8 @@ def test_profiles_and_fraud_knobs():
     assert PROFILES["default"] == {"accounts": 10_000, "days": 30}
     big, little = FraudConfig.for_accounts(20_000), FraudConfig.for_accounts(300)
     assert big.synthetic_rings == 2 * FraudConfig().synthetic_rings
-    assert little.synthetic_rings == 1 and little.synthetic_size == (3, 3)
+    assert little.synthetic_rings == 1
+    assert little.synthetic_size == (3, 3)
 
 
 def test_arguments_are_checked(tmp_path):
@@ -295,4 +343,5 @@ def test_other_start_dates_cross_daylight_saving_and_month_ends(tmp_path):
     report = generate(tmp_path, seed=2, accounts=200, days=4, start=date(2026, 10, 24))
     assert report.transactions > 0
     assert sorted(p.name for p in (tmp_path / "auth").iterdir()) == [
-        f"auth-2026-10-{d}.log" for d in (24, 25, 26, 27)]
+        f"auth-2026-10-{d}.log" for d in (24, 25, 26, 27)
+    ]
