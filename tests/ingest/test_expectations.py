@@ -12,16 +12,31 @@ T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 def txn(i: int, **over) -> Transaction:
-    values = dict(txn_id=f"t{i}", timestamp=T0, source="gw", account_id=f"a{i % 5}",
-                  amount=Decimal("20.00"), currency="EUR", channel="card_not_present",
-                  merchant_id="m1", device_id=f"d{i}", ip="192.0.2.1")
+    values = dict(
+        txn_id=f"t{i}",
+        timestamp=T0,
+        source="gw",
+        account_id=f"a{i % 5}",
+        amount=Decimal("20.00"),
+        currency="EUR",
+        channel="card_not_present",
+        merchant_id="m1",
+        device_id=f"d{i}",
+        ip="192.0.2.1",
+    )
     values.update(over)
     return Transaction(**values)
 
 
 def login(i: int, success: bool) -> Login:
-    return Login(event_id=f"l{i}", timestamp=T0, account_id="a1", success=success,
-                 mfa_used=False, ip="192.0.2.1")
+    return Login(
+        event_id=f"l{i}",
+        timestamp=T0,
+        account_id="a1",
+        success=success,
+        mfa_used=False,
+        ip="192.0.2.1",
+    )
 
 
 def report(events) -> dict[str, tuple[bool, str]]:
