@@ -230,28 +230,33 @@ def parse_json_record(raw: bytes) -> tuple[dict[str, Any] | None, RecordRejected
     return obj, None
 
 
+def _nonblank_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, line without its end) for every line that is not blank."""
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield lineno, line
+
+
 def _read_jsonl(spec: SourceSpec, path: Path) -> Iterator[Item]:
     name = path.name
     mapper = spec.fields
     event_type = spec.event_type
     seen_any = False
-    with path.open("rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            seen_any = True
-            if mapper is None:
-                # canonical JSON: the validator parses and checks it in one pass
-                yield (name, lineno), line, line, None, event_type
-                continue
-            obj, err = parse_json_record(line)
-            if obj is not None:
-                try:
-                    obj = mapper.apply(obj)
-                except RecordRejected as exc:
-                    obj, err = None, exc
-            yield (name, lineno), line, obj, err, event_type
+    for lineno, line in _nonblank_lines(path):
+        seen_any = True
+        if mapper is None:
+            # canonical JSON: the validator parses and checks it in one pass
+            yield (name, lineno), line, line, None, event_type
+            continue
+        obj, err = parse_json_record(line)
+        if obj is not None:
+            try:
+                obj = mapper.apply(obj)
+            except RecordRejected as exc:
+                obj, err = None, exc
+        yield (name, lineno), line, obj, err, event_type
     if not seen_any:
         yield _empty_file(path)
 
@@ -449,44 +454,30 @@ def _read_authlog(spec: SourceSpec, path: Path) -> Iterator[Item]:
     name = path.name
     patterns = spec.patterns
     seen_any = False
-    with path.open("rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            seen_any = True
-            loc = (name, lineno)
-            if len(line) > MAX_RECORD_BYTES:
-                yield (
-                    loc,
-                    line[:MAX_RECORD_BYTES],
-                    None,
-                    _reject(RECORD, f"line exceeds {MAX_RECORD_BYTES} bytes"),
-                    None,
-                )
-                continue
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                yield loc, line, None, _decode_error(line), None
-                continue
-            for pattern in patterns:
-                match = pattern.regex.match(text)
-                if match is not None:
-                    try:
-                        record = pattern.fields.apply(match.groupdict())
-                        yield loc, text, record, None, pattern.event_type
-                    except RecordRejected as exc:
-                        yield loc, text, None, exc, pattern.event_type
-                    break
-            else:
-                yield (
-                    loc,
-                    text,
-                    None,
-                    _reject(RECORD, f"line matches no pattern of source {spec.name!r}"),
-                    None,
-                )
+    for lineno, line in _nonblank_lines(path):
+        seen_any = True
+        loc = (name, lineno)
+        if len(line) > MAX_RECORD_BYTES:
+            reason = f"line exceeds {MAX_RECORD_BYTES} bytes"
+            yield loc, line[:MAX_RECORD_BYTES], None, _reject(RECORD, reason), None
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            yield loc, line, None, _decode_error(line), None
+            continue
+        for pattern in patterns:
+            match = pattern.regex.match(text)
+            if match is not None:
+                try:
+                    record = pattern.fields.apply(match.groupdict())
+                    yield loc, text, record, None, pattern.event_type
+                except RecordRejected as exc:
+                    yield loc, text, None, exc, pattern.event_type
+                break
+        else:
+            reason = f"line matches no pattern of source {spec.name!r}"
+            yield loc, text, None, _reject(RECORD, reason), None
     if not seen_any:
         yield _empty_file(path)
 
