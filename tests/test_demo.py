@@ -13,9 +13,7 @@ def test_demo_generates_ingests_and_reconciles_against_the_truth(tmp_path, capsy
     assert main(["demo", "--profile", "small", "--seed", "3", "--data-dir", str(state)]) == 0
     out = capsys.readouterr().out
     summary = json.loads(out[: out.index("\n}\n") + 2])
-    truth = json.loads(
-        (state / "demo-data" / "small-seed3" / "truth" / "summary.json").read_text()
-    )
+    truth = json.loads((state / "demo-data" / "small-seed3" / "truth" / "summary.json").read_text())
     totals = summary["totals"]
     assert totals["reconciled"] is True
     assert totals["received"] == totals["accepted"] + totals["rejected"] + totals["duplicates"]

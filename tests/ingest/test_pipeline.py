@@ -270,3 +270,33 @@ def test_console_script_uses_the_data_dir_from_the_environment(tmp_path):
     )
     assert json.loads(out.stdout)["totals"]["accepted"] == 52
     assert (tmp_path / "envstate" / "deadletter" / "deadletter.jsonl").exists()
+
+
+def test_cli_deadletter_filters_by_source_and_field(tmp_path, capsys):
+    data = make_sources(tmp_path / "in")
+    state = str(tmp_path / "s")
+    assert main(["ingest", str(data), "--data-dir", state, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["deadletter", "--data-dir", state, "--source", "bank", "--field", "amount"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(lines) == sum(1 for _, field, _ in BAD_JSON_LINES if field == "amount")
+    assert {x["source"] for x in lines} == {"bank"}
+    assert main(["deadletter", "--data-dir", state, "--limit", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_limits_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGFENCE_MAX_AMOUNT", "100")
+    monkeypatch.setenv("RINGFENCE_DATA_DIR", str(tmp_path / "env"))
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(
+        orjson.dumps(txn(1, amount="100.00"))
+        + b"\n"
+        + orjson.dumps(txn(2, amount="100.01"))
+        + b"\n"
+    )
+    result = run(Settings(), path)
+    assert (result["totals"]["accepted"], result["totals"]["rejected"]) == (1, 1)
+    assert result["data_dir"] == str(tmp_path / "env")
+    (letter,) = read_dead_letters(tmp_path / "env" / "deadletter")
+    assert letter.reason == "100.01 exceeds the maximum plausible amount 100"
