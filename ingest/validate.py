@@ -105,6 +105,7 @@ class Validator:
             "phone": self._phone,
         }
         self._compiled = {name: self._compile(name) for name in FIELDS}
+        self._classes = EVENT_CLASSES
         self._decoders = {name: msgspec.json.Decoder(cls) for name, cls in EVENT_CLASSES.items()}
         self._id_fields = {
             name: tuple(s.name for s in specs if s.kind == "id") for name, specs in FIELDS.items()
@@ -129,6 +130,29 @@ class Validator:
         Raises:
             RecordRejected: with one :class:`FieldError` per bad field.
         """
+        event_type = self._resolve(record, event_type)
+        compiled = self._compiled[event_type]
+        if "extra" not in record and type(record) is dict:
+            # fast path: msgspec builds and type-checks the Struct in C; any doubt, full path
+            try:
+                event = msgspec.convert(record, self._classes[event_type])
+                unknown = record.keys() - self._known[event_type]
+                if unknown:
+                    event.extra = {k: record[k] for k in unknown}
+                self._check_decoded(event, event_type)
+                self.fast_hits += 1
+                return event
+            except (msgspec.ValidationError, _Fallback):
+                pass
+        self.slow_calls += 1
+        return compiled(record)
+
+    def validate_full(self, record: Mapping[str, Any], *, event_type: str | None = None) -> Any:
+        """The full validator alone: the authority the fast paths are held to."""
+        return self._compiled[self._resolve(record, event_type)](record)
+
+    def _resolve(self, record: Mapping[str, Any], event_type: str | None) -> str:
+        """The record's event type: the one expected here, or the one it declares."""
         declared = record.get("event_type")
         if declared == "":
             declared = None
@@ -147,12 +171,10 @@ class Validator:
                 raise RecordRejected([FieldError("event_type", reason)])
         elif event_type is None:
             raise RecordRejected([FieldError("event_type", "required field is missing")])
-        try:
-            compiled = self._compiled[event_type]
-        except KeyError:
+        if event_type not in self._compiled:
             reason = f"unknown event type {event_type!r}; expected one of {list(EVENT_TYPES)}"
-            raise RecordRejected([FieldError("event_type", reason)]) from None
-        return compiled(record)
+            raise RecordRejected([FieldError("event_type", reason)])
+        return event_type
 
     def validate_json(self, raw: bytes, *, event_type: str | None = None) -> Any:
         """Parse and validate one JSON record; same verdict as ``validate(parse(raw))``.
@@ -192,7 +214,7 @@ class Validator:
         record, error = parse_json_record(raw)
         if error is not None:
             raise error
-        return self.validate(record, event_type=event_type)  # type: ignore[arg-type]
+        return self.validate_full(record, event_type=event_type)  # type: ignore[arg-type]
 
     def _check_decoded(self, event: Any, event_type: str) -> None:
         """What the Struct's annotations do not check; raise _Fallback on any doubt."""
