@@ -94,6 +94,8 @@ class EdgeUpdate(NamedTuple):
     failed: bool = False
 
 
+_CHANGED: Final = {"email_changed": "email", "phone_changed": "phone", "address_changed": "address"}
+
 _SPACES = re.compile(r"[\s,]+")
 
 
