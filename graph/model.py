@@ -159,12 +159,8 @@ def edges_from_event(event: Any) -> list[EdgeUpdate]:
                 )
             )
     elif et == "account_event" and event.new_value is not None:
-        kind = {
-            "email_changed": "email",
-            "phone_changed": "phone",
-            "address_changed": "address",
-        }.get(event.kind)
-        if kind is not None:
-            rel = f"HAS_{kind.upper()}"
-            out.append(EdgeUpdate(rel, account, kind, normalise(kind, event.new_value), ts))
+        changed = _CHANGED.get(event.kind)
+        if changed is not None:
+            rel = f"HAS_{changed.upper()}"
+            out.append(EdgeUpdate(rel, account, changed, normalise(changed, event.new_value), ts))
     return out
