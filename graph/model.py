@@ -11,7 +11,7 @@ Nodes are ``(kind, id)`` pairs. Every edge starts at an account::
     account -PAYS->         merchant    transactions with a merchant (amounts summed)
     account -TRANSFERS_TO-> account     transfers to a counterparty (amounts summed)
 
-An edge is aggregated: ``first_seen``, ``last_seen`` (epoch seconds), ``count``, ``failures``
+An edge is aggregated: ``first_seen``, ``last_seen`` (epoch seconds), ``times``, ``failures``
 (failed logins, declined payments) and ``amount`` (sum, money edges only). Updating an edge with
 the same event twice counts it twice: callers feed each event once (the bus guarantees it).
 

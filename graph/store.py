@@ -15,21 +15,22 @@ neighbour's kind and id, so every backend picks the same ones. Time bounds keep 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from graph.model import NODE_KINDS, REL_TARGET, EdgeUpdate, Node, edges_from_event
 
 
 class Edge(NamedTuple):
-    """An aggregated edge ``account -rel-> dst``."""
+    """An aggregated edge ``account -rel-> dst``: seen ``times`` times, ``failures`` of them
+    failed, ``amount`` summed (money edges), between ``first_seen`` and ``last_seen``."""
 
     rel: str
     src: Node
     dst: Node
     first_seen: float
     last_seen: float
-    count: int
+    times: int
     failures: int
     amount: float
 
@@ -174,7 +175,7 @@ class GraphStore(ABC):
             nxt: list[Node] = []
             for node in frontier:
                 adjacent = self._adjacent(node, since, until)
-                adjacent.sort(key=lambda e, n=node: _recency_key(e, n))
+                adjacent.sort(key=_recency_of(node))
                 for edge in adjacent[:fanout]:
                     edges[(edge.rel, edge.src.id, edge.dst.kind, edge.dst.id)] = edge
                     other = edge.dst if edge.src == node else edge.src
@@ -206,7 +207,11 @@ class GraphStore(ABC):
     def _delete_account(self, account_id: str) -> int: ...
 
 
-def _recency_key(edge: Edge, node: Node) -> tuple[float, str, str, str]:
-    """Most recent first, then by the other end's kind and id, then by edge kind."""
-    other = edge.dst if edge.src == node else edge.src
-    return (-edge.last_seen, other.kind, other.id, edge.rel)
+def _recency_of(node: Node) -> Callable[[Edge], tuple[float, str, str, str]]:
+    """Sort key from ``node``: most recent first, then the other end's kind and id, then rel."""
+
+    def key(edge: Edge) -> tuple[float, str, str, str]:
+        other = edge.dst if edge.src == node else edge.src
+        return (-edge.last_seen, other.kind, other.id, edge.rel)
+
+    return key
