@@ -22,8 +22,11 @@ from graph.model import NODE_KINDS, REL_TARGET, EdgeUpdate, Node, edges_from_eve
 
 
 class Edge(NamedTuple):
-    """An aggregated edge ``account -rel-> dst``: seen ``times`` times, ``failures`` of them
-    failed, ``amount`` summed (money edges), between ``first_seen`` and ``last_seen``."""
+    """An aggregated edge ``account -rel-> dst``.
+
+    Seen ``times`` times, ``failures`` of them failed, ``amount`` summed (money edges), between
+    ``first_seen`` and ``last_seen`` (epoch seconds).
+    """
 
     rel: str
     src: Node
