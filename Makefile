@@ -19,6 +19,7 @@ help:
 	@echo "make lint   - ruff (lint + format check) and mypy"
 	@echo "make bench  - the perf/ benchmarks"
 	@echo "make setup  - create .venv and install pinned dependencies (idempotent)"
+	@echo "make neo4j  - run a local Neo4j 5.26 (Bolt on 127.0.0.1:7687, no auth) in the foreground"
 
 setup: $(STAMP)
 
@@ -51,6 +52,10 @@ schemas: setup
 bench: setup
 	$(BIN)/python perf/ingest_bench.py
 	$(BIN)/python perf/bus_bench.py
+
+.PHONY: neo4j
+neo4j: setup
+	$(BIN)/python -m tests.services.neo4j --data-dir $(DATA_DIR)/neo4j $(if $(NEO4J_PORT),--port $(NEO4J_PORT))
 
 clean:
 	rm -rf $(DATA_DIR) .pytest_cache .ruff_cache .mypy_cache coverage.xml .coverage

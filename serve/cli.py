@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,10 @@ from serve.settings import Settings
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+
+
+class UsageError(RingfenceError):
+    """A command-line argument is wrong."""
 
 
 def _eprint(message: str) -> None:
@@ -129,6 +133,63 @@ def cmd_deadletter(args: argparse.Namespace) -> int:
     return 0
 
 
+def follow_graph(settings: Settings, *, quiet: bool) -> Any:
+    """Bring the graph and the rings up to date with the bus; returns the follower."""
+    from serve.wiring import graph_follower
+
+    follower = graph_follower(settings)
+    applied = follower.catch_up(progress=None if quiet else _eprint)
+    if not quiet and applied:
+        _eprint(f"graph: applied {applied:,} new events (offset {follower.offset:,})")
+    return follower
+
+
+def cmd_rings(args: argparse.Namespace) -> int:
+    """Find and score fraud rings in everything ingested so far."""
+    settings = _settings(args)
+    follower = follow_graph(settings, quiet=args.quiet)
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise UsageError(f"--since: not an ISO 8601 date or time: {args.since!r}") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    rings = follower.detector.rings(
+        min_size=args.min_size,
+        since=since.timestamp() if since is not None else None,
+        typology=args.typology,
+    )
+    if args.evaluate:
+        from graph.evaluate import evaluate
+
+        report = evaluate(follower.detector.rings(min_size=2), Path(args.evaluate))
+        if args.format == "table":
+            print(report.table())
+        else:
+            print(json.dumps(_as_dict(report), indent=2, default=str))
+        return 0
+    if args.format == "table":
+        print(f"{'ring':<24}{'typology':<22}{'accounts':>9}{'entities':>9}{'risk':>7}  last seen")
+        for ring in rings:
+            last = datetime.fromtimestamp(ring.last_seen, UTC).isoformat(timespec="minutes")
+            print(
+                f"{ring.id:<24}{ring.typology:<22}{len(ring.accounts):>9}"
+                f"{len(ring.entities):>9}{ring.risk:>7.2f}  {last}"
+            )
+        print(f"{len(rings)} rings; {follower.events:,} events in the graph")
+    else:
+        out = {
+            "rings": [r.to_dict() for r in rings],
+            "count": len(rings),
+            "events": follower.events,
+            "bus_offset": follower.offset,
+        }
+        print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate data (if not there yet), ingest it, and print the reconciled summary."""
     from ingest.generator import PROFILES, generate
@@ -209,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--field", default=None)
     p.add_argument("--limit", type=int, default=0)
 
+    p = add("rings", cmd_rings, "Find and score fraud rings in everything ingested so far.")
+    p.add_argument("--min-size", type=int, default=2, help="fewest member accounts")
+    p.add_argument("--since", default=None, help="rings active since this date/time (ISO 8601)")
+    p.add_argument("--typology", default=None, help="only rings that most resemble this typology")
+    p.add_argument("--format", choices=("json", "table"), default="json")
+    p.add_argument(
+        "--evaluate",
+        default=None,
+        metavar="TRUTH_DIR",
+        help="score ring membership against a generator's truth/ folder",
+    )
+
     p = add("demo", cmd_demo, "Generate, ingest and summarise, on embedded defaults.")
     p.add_argument("--profile", choices=("small", "default"), default="default")
     p.add_argument("--seed", type=int, default=7)
@@ -220,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        _eprint(f"ringfence {args.command}: error: {exc}")
+        return EXIT_USAGE
     except RingfenceError as exc:
         _eprint(f"ringfence {args.command}: error: {exc}")
         return EXIT_FAILED

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from ingest.bus import EmbeddedBus
 from ingest.deadletter import DeadLetterStore
@@ -49,3 +50,14 @@ def ingest_runtime(settings: Settings) -> Iterator[IngestRuntime]:
             seen.close()
     finally:
         bus.close()
+
+
+def graph_follower(settings: Settings) -> Any:
+    """The graph store and ring detector on the data directory, following the bus.
+
+    The caller owns the returned follower; the bus it reads is closed when the process exits.
+    """
+    from graph.follower import GraphFollower
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return GraphFollower(settings.path("graph"), EmbeddedBus(settings.path("bus")))

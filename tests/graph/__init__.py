@@ -1,0 +1,1 @@
+"""Tests of the entity graph: one contract for every store backend, then each backend's own."""
