@@ -209,15 +209,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     t1 = time.perf_counter()
     _eprint(f"ingesting {data} ...")
-    result = run_ingest(settings, data, expectations=True, quiet=False)
+    result = run_ingest(settings, data, expectations=True, quiet=args.quiet)
     t2 = time.perf_counter()
     print(json.dumps(result, indent=2))
     _print_table(result)
+    _eprint("updating the entity graph and its rings ...")
+    follower = follow_graph(settings, quiet=args.quiet)
+    t3 = time.perf_counter()
+    _print_rings(follower, data / "truth")
     print(
-        f"\ngenerate {t1 - t0:.1f} s, ingest {t2 - t1:.1f} s; "
-        f"dead letters: ringfence deadletter --data-dir {settings.data_dir} --limit 5"
+        f"\ngenerate {t1 - t0:.1f} s, ingest {t2 - t1:.1f} s, graph and rings {t3 - t2:.1f} s"
+        f"\nnext: ringfence rings --data-dir {settings.data_dir} --format table"
+        f"\n      ringfence deadletter --data-dir {settings.data_dir} --limit 5"
     )
     return 0
+
+
+def _print_rings(follower: Any, truth: Path) -> None:
+    from graph.evaluate import evaluate
+
+    rings = follower.detector.rings(min_size=2)
+    counts = follower.store.counts()
+    print(
+        f"\nentity graph: {counts['nodes']:,} nodes, {counts['edges']:,} edges; "
+        f"{len(rings)} rings (riskiest first):"
+    )
+    print(f"  {'ring':<18}{'typology':<22}{'accounts':>9}{'risk':>7}  why")
+    for ring in rings[:10]:
+        why = ring.reasons[0] if ring.reasons else ""
+        print(
+            f"  {ring.id:<18}{ring.typology:<22}{len(ring.accounts):>9}{ring.risk:>7.2f}"
+            f"  {why[:70]}"
+        )
+    if truth.exists():
+        print("\nring membership against the generator's truth:")
+        print(evaluate(rings, truth).table())
 
 
 def _print_table(result: dict[str, Any]) -> None:
