@@ -234,7 +234,7 @@ def _print_rings(follower: Any, truth: Path) -> None:
         f"\nentity graph: {counts['nodes']:,} nodes, {counts['edges']:,} edges; "
         f"{len(rings)} rings (riskiest first):"
     )
-    print(f"  {'ring':<18}{'typology':<22}{'accounts':>9}{'risk':>7}  why")
+    print(f"  {'ring':<20}{'typology':<22}{'accounts':>9}{'risk':>7}  why")
     for ring in rings[:10]:
         why = ring.reasons[0] if ring.reasons else ""
         print(
