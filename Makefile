@@ -11,7 +11,7 @@ PROFILE ?= default
 SEED ?= 7
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format schemas bench clean help
+.PHONY: setup demo test lint format schemas bench clean help java
 
 help:
 	@echo "make demo   - generate data, ingest it, print the reconciled summary (embedded, no servers)"
@@ -31,10 +31,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
+# Java 17 and Maven run the real servers the tests start (Neo4j from Maven Central jars).
+java:
+	@command -v javac >/dev/null && command -v mvn >/dev/null || { \
+	  echo "installing OpenJDK 17 and Maven (Debian packages) ..."; \
+	  apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven; }
+
 demo: setup
 	RINGFENCE_DATA_DIR=$(DATA_DIR) $(BIN)/ringfence demo --profile $(PROFILE) --seed $(SEED)
 
-test: setup lint
+test: setup java lint
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:coverage.xml $(PYTEST_ARGS)
 
 lint: setup
@@ -54,7 +60,7 @@ bench: setup
 	$(BIN)/python perf/bus_bench.py
 
 .PHONY: neo4j
-neo4j: setup
+neo4j: setup java
 	$(BIN)/python -m tests.services.neo4j --data-dir $(DATA_DIR)/neo4j $(if $(NEO4J_PORT),--port $(NEO4J_PORT))
 
 clean:
