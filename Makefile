@@ -58,6 +58,9 @@ schemas: setup
 bench: setup
 	$(BIN)/python perf/ingest_bench.py
 	$(BIN)/python perf/bus_bench.py
+	$(BIN)/python perf/graph_bench.py
+	$(BIN)/python perf/rings_bench.py
+	$(BIN)/python perf/graph_neo4j_bench.py
 
 .PHONY: neo4j
 neo4j: setup java
