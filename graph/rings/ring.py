@@ -33,16 +33,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-TYPOLOGIES: Final = (
-    "synthetic_identity",
-    "mule_network",
-    "round_tripping",
-    "card_testing",
-    "account_takeover",
-    "collusive_merchant",
-    "impossible_travel",
-    "unknown",
-)
+from ingest.typologies import TYPOLOGIES as FRAUD_TYPOLOGIES
+
+TYPOLOGIES: Final = (*FRAUD_TYPOLOGIES, "unknown")
+"""What a ring can resemble: a known typology, or ``unknown``."""
 
 EVIDENCE_WEIGHTS: Final = {
     "cycle": 0.6,

@@ -18,7 +18,8 @@ Typical use (what the CLI does)::
     print(report.events, report.fraud_rate)
 """
 
-from ingest.generator.config import PROFILES, TYPOLOGIES, FraudConfig
+from ingest.generator.config import PROFILES, FraudConfig
 from ingest.generator.runner import DEFAULT_START, GenerationReport, generate
+from ingest.typologies import TYPOLOGIES
 
 __all__ = ["DEFAULT_START", "PROFILES", "TYPOLOGIES", "FraudConfig", "GenerationReport", "generate"]

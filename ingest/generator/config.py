@@ -23,17 +23,6 @@ PROFILES: Final[dict[str, dict[str, Any]]] = {
 }
 """Named sizes: ``small`` (about 7 thousand events, for tests) and ``default`` (about a million)."""
 
-TYPOLOGIES: Final = (
-    "synthetic_identity",
-    "mule_network",
-    "round_tripping",
-    "card_testing",
-    "account_takeover",
-    "collusive_merchant",
-    "impossible_travel",
-)
-"""Every fraud typology the generator plants, in the order they are planned."""
-
 Range = tuple[int, int]
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ingest.generator.config import TYPOLOGIES, FraudConfig
+from ingest.generator.config import FraudConfig
 from ingest.generator.emit import Emitter
 from ingest.generator.fraud import Ring, describe, plan_rings
 from ingest.generator.legit import Honest
@@ -41,6 +41,7 @@ from ingest.generator.sinks import (
     _dumps_doc,
 )
 from ingest.generator.world import BANK_IDS, World, build_world
+from ingest.typologies import TYPOLOGIES
 
 DEFAULT_START = date(2026, 10, 1)
 GATEWAY_IDS = ("gw_paynova", "gw_kassa", "gw_orbit")
