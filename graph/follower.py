@@ -12,6 +12,12 @@ State folder (``<data dir>/graph``)::
     rings-<N>.snap             the ring detector at offset N
 
 ``state.json`` is written last (atomically); older snapshots are removed after it.
+
+A **mirror** (the Neo4j store, when one is configured) is the system of record that the
+embedded state writes behind to. It keeps its own checkpoint, moved in the same transaction as
+each batch it applies (``upsert_through``), so it too applies every event exactly once, and a
+mirror that was down or wiped catches up from its own checkpoint while the embedded state goes
+on from its own.
 """
 
 from __future__ import annotations
@@ -21,14 +27,28 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from graph.embedded import EmbeddedGraphStore
-from graph.model import edges_from_event
+from graph.model import EdgeUpdate, edges_from_event
 from graph.rings import RingConfig, RingDetector
 from ingest.events import decode_event
 
 STATE_VERSION = 1
+
+
+class Mirror(Protocol):
+    """What the follower needs of a system-of-record graph store."""
+
+    def checkpoint(self, stream: str) -> int:
+        """The bus offset the store reflects for ``stream``."""
+        ...
+
+    def upsert_through(
+        self, updates: list[EdgeUpdate], *, stream: str, expected: int, offset: int
+    ) -> int:
+        """Apply ``updates`` and move the checkpoint from ``expected`` to ``offset`` at once."""
+        ...
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -48,17 +68,25 @@ class GraphFollower:
         bus: the event bus (anything with ``consumer(topic, group)``).
         topic: the topic accepted events are on.
         config: ring detection settings.
+        mirror: a system-of-record store written behind to (see the module docstring).
     """
 
     GROUP = "graph"
 
     def __init__(
-        self, root: Path, bus: Any, *, topic: str = "events", config: RingConfig | None = None
+        self,
+        root: Path,
+        bus: Any,
+        *,
+        topic: str = "events",
+        config: RingConfig | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._bus = bus
         self._topic = topic
+        self.mirror = mirror
         self.offset = 0
         self.events = 0
         state_path = root / "state.json"
@@ -77,21 +105,36 @@ class GraphFollower:
     def catch_up(
         self, *, batch_size: int = 5000, progress: Callable[[str], None] | None = None
     ) -> int:
-        """Apply every event on the bus past the saved offset, then save; returns how many."""
+        """Apply every event on the bus past the saved offset, then save; returns how many.
+
+        With a mirror, events past the mirror's own checkpoint are written to it too.
+        """
         consumer = self._bus.consumer(self._topic, self.GROUP)
         applied = 0
         started = time.perf_counter()
+        mirrored = self.mirror.checkpoint(self.GROUP) if self.mirror is not None else None
         try:
-            consumer.seek(self.offset)
+            consumer.seek(self.offset if mirrored is None else min(self.offset, mirrored))
             while True:
                 records = consumer.poll(batch_size)
                 if not records:
                     break
-                updates = [u for r in records for u in edges_from_event(decode_event(r.payload))]
-                self.store.upsert(updates)
-                self.detector.update(updates)
-                applied += len(records)
-                self.offset = records[-1].offset + 1
+                end = records[-1].offset + 1
+                per_record = [
+                    (r.offset, edges_from_event(decode_event(r.payload))) for r in records
+                ]
+                if self.mirror is not None and mirrored is not None and end > mirrored:
+                    behind = [u for o, us in per_record if o >= mirrored for u in us]
+                    self.mirror.upsert_through(
+                        behind, stream=self.GROUP, expected=mirrored, offset=end
+                    )
+                    mirrored = end
+                if end > self.offset:
+                    updates = [u for o, us in per_record if o >= self.offset for u in us]
+                    self.store.upsert(updates)
+                    self.detector.update(updates)
+                    applied += sum(1 for r in records if r.offset >= self.offset)
+                    self.offset = end
                 if progress is not None and applied % (batch_size * 20) < batch_size:
                     rate = applied / max(time.perf_counter() - started, 1e-9)
                     progress(f"graph: {applied:,} events applied ({rate:,.0f}/s)")

@@ -53,6 +53,9 @@ LABELS: Final[dict[str, LiteralString]] = {
 
 KINDS: Final = {label: kind for kind, label in LABELS.items()}
 
+_CHECKPOINT: Final = "RingfenceCheckpoint"
+"""Label of the nodes that record, per follower stream, the bus offset the graph reflects."""
+
 REL_TYPES: Final[dict[str, LiteralString]] = {
     "USES_DEVICE": "USES_DEVICE",
     "FROM_IP": "FROM_IP",
@@ -103,6 +106,10 @@ _DELETE_ACCOUNT: Final = cast(
 
 _Row = list[Any]
 """An aggregated edge: src, dst, first, last, times, failures, amounts (non-zero, in order)."""
+
+
+class CheckpointConflict(RingfenceError):
+    """A follower's checkpoint is not where the writer expected: another writer moved it."""
 
 
 class GraphStoreUnavailable(RingfenceError):
@@ -202,6 +209,49 @@ class Neo4jGraphStore(GraphStore):
         )
         return {r["label"]: r["name"] for r in records if r["label"] in KINDS}
 
+    def checkpoint(self, stream: str) -> int:
+        """The bus offset the graph reflects for the follower ``stream`` (0 when none)."""
+        record = self._read(
+            lambda tx: tx.run(
+                "MATCH (c:" + _CHECKPOINT + " {stream: $stream}) RETURN c.offset AS offset",
+                stream=stream,
+            ).single()
+        )
+        return 0 if record is None else int(record["offset"])
+
+    def upsert_through(
+        self, updates: Iterable[EdgeUpdate], *, stream: str, expected: int, offset: int
+    ) -> int:
+        """Apply ``updates`` and move ``stream``'s checkpoint to ``offset``, in one transaction.
+
+        The checkpoint must still be at ``expected`` (else :class:`CheckpointConflict`, and
+        nothing is applied): a batch is applied exactly once, even across crashes and retries.
+        Returns the number of updates.
+        """
+        batch = list(updates)
+        rows = _aggregate(batch)  # checks every rel and kind before anything is sent
+        by_rel: dict[str, list[_Row]] = {}
+        for rel, row in rows:
+            by_rel.setdefault(rel, []).append(row)
+
+        def work(tx: ManagedTransaction) -> None:
+            moved = tx.run(
+                "MERGE (c:" + _CHECKPOINT + " {stream: $stream}) "
+                "ON CREATE SET c.offset = 0 "
+                "WITH c WHERE c.offset = $expected SET c.offset = $offset RETURN c.offset AS o",
+                stream=stream,
+                expected=expected,
+                offset=offset,
+            ).single()
+            if moved is None:
+                raise CheckpointConflict(
+                    f"graph checkpoint {stream!r} is not at {expected}: another writer moved it"
+                )
+            _apply(tx, by_rel)
+
+        self._write(work)
+        return len(batch)
+
     def clear(self) -> None:
         """Delete every node and relationship (constraints stay). For tests."""
         with self._unavailable(), self._driver.session(database=self.database) as session:
@@ -276,7 +326,9 @@ class Neo4jGraphStore(GraphStore):
 
     def _counts(self) -> dict[str, int]:
         def work(tx: ManagedTransaction) -> dict[str, int]:
-            nodes = tx.run("MATCH (n) RETURN count(n) AS c").single(strict=True)["c"]
+            nodes = tx.run("MATCH (n) WHERE NOT n:" + _CHECKPOINT + " RETURN count(n) AS c").single(
+                strict=True
+            )["c"]
             edges = tx.run("MATCH ()-[r]->() RETURN count(r) AS c").single(strict=True)["c"]
             return {"nodes": int(nodes), "edges": int(edges)}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,15 @@ class Settings(BaseSettings):
         le=100_000,
         description="Events appended to the bus per write.",
     )
+
+    neo4j_uri: str | None = Field(
+        default=None,
+        description="Bolt URI of the Neo4j graph of record (e.g. bolt://127.0.0.1:7687); "
+        "when set, the entity graph is written behind to it. Unset: embedded only.",
+    )
+    neo4j_user: str | None = Field(default=None, description="Neo4j user, if auth is on.")
+    neo4j_password: SecretStr | None = Field(default=None, description="Neo4j password.")
+    neo4j_database: str = Field(default="neo4j", description="Neo4j database name.")
 
     def path(self, *parts: str) -> Path:
         """A path inside the data directory."""

@@ -60,4 +60,14 @@ def graph_follower(settings: Settings) -> Any:
     from graph.follower import GraphFollower
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return GraphFollower(settings.path("graph"), EmbeddedBus(settings.path("bus")))
+    mirror = None
+    if settings.neo4j_uri:
+        from graph.neo4j_store import Neo4jGraphStore
+
+        auth = None
+        if settings.neo4j_user:
+            secret = settings.neo4j_password
+            auth = (settings.neo4j_user, secret.get_secret_value() if secret else "")
+        mirror = Neo4jGraphStore(settings.neo4j_uri, database=settings.neo4j_database, auth=auth)
+    bus = EmbeddedBus(settings.path("bus"))
+    return GraphFollower(settings.path("graph"), bus, mirror=mirror)
