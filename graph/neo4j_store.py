@@ -255,9 +255,12 @@ class Neo4jGraphStore(GraphStore):
     def clear(self) -> None:
         """Delete every node and relationship (constraints stay). For tests."""
         with self._unavailable(), self._driver.session(database=self.database) as session:
+            # relationships first: detaching a hub with 100k edges in one batch of nodes would
+            # exceed the transaction memory pool
             session.run(
-                "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+                "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 20000 ROWS"
             ).consume()
+            session.run("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 20000 ROWS").consume()
 
     def close(self) -> None:
         """Close the driver and its connections."""
@@ -284,6 +287,10 @@ class Neo4jGraphStore(GraphStore):
                     "CREATE CONSTRAINT " + name + " IF NOT EXISTS "
                     "FOR (n:" + label + ") REQUIRE n.id IS UNIQUE"
                 ).consume()
+            session.run(
+                "CREATE CONSTRAINT ringfence_checkpoint_stream IF NOT EXISTS "
+                "FOR (c:" + _CHECKPOINT + ") REQUIRE c.stream IS UNIQUE"
+            ).consume()
             session.run("CALL db.awaitIndexes(300)").consume()
 
     # -- hooks -------------------------------------------------------------------------------
