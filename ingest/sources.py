@@ -16,6 +16,7 @@ cannot be read (a missing path, an unreadable database, a manifest mistake).
 
 from __future__ import annotations
 
+import base64
 import csv
 import glob
 import re
@@ -504,11 +505,7 @@ def raw_for_storage(raw: Any) -> tuple[Any, str]:
         try:
             return raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
-            import base64
-
             return base64.b64encode(raw).decode("ascii"), "base64"
     if isinstance(raw, str):
         return raw, "utf-8"
-    if isinstance(raw, list):
-        return raw, "json"
     return raw, "json"
