@@ -508,28 +508,18 @@ class Honest:
                 )
             else:
                 geo = self.home_geo[k]
-                em.login(
-                    a,
-                    ts - 200,
-                    via="web",
-                    success=False,
-                    mfa=False,
-                    device=dev,
-                    ip=a.home_ip,
-                    geo=geo,
-                    reason="bad_password",
-                )
-                em.login(
-                    a,
-                    ts - 120,
-                    via="web",
-                    success=False,
-                    mfa=False,
-                    device=dev,
-                    ip=a.home_ip,
-                    geo=geo,
-                    reason="bad_password",
-                )
+                for before in (200, 120):  # two wrong passwords, then the reset
+                    em.login(
+                        a,
+                        ts - before,
+                        via="web",
+                        success=False,
+                        mfa=False,
+                        device=dev,
+                        ip=a.home_ip,
+                        geo=geo,
+                        reason="bad_password",
+                    )
                 em.account_event(
                     a,
                     ts,
