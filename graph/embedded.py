@@ -60,9 +60,9 @@ import msgspec
 import numpy as np
 
 from graph.model import IDENTIFIER_RELS, NODE_KINDS, REL_TARGET, EdgeUpdate, Node
-from graph.store import Edge, GraphStore, Subgraph
+from graph.store import RELS, Edge, GraphStore, Subgraph, SubgraphColumns
 
-_RELS: Final = tuple(REL_TARGET)
+_RELS: Final = RELS
 _REL_INDEX: Final = {r: i for i, r in enumerate(_RELS)}
 _KINDS: Final = {k: k for k in NODE_KINDS}
 _IDENTIFIER_KINDS: Final = frozenset(REL_TARGET[r] for r in IDENTIFIER_RELS)
@@ -361,11 +361,11 @@ class EmbeddedGraphStore(GraphStore):
             flags[e] = 0
         self._sides[side][nid] = _by_recency(edges, self._nl)
 
-    def _delete_account(self, account_id: str) -> int:
+    def _delete_node(self, node: Node) -> int:
         # identifiers (devices, IPs, cards, e-mails, phones, addresses) left with no edge go;
-        # merchants and other accounts stay even when this account was their only edge
+        # merchants and other accounts stay even when this node was their only edge
         with self._lock:
-            a = self._node_ids["account"].get(account_id)
+            a = self._nid(node)
             if a is None:
                 return 0
             touched: set[int] = set()
@@ -499,12 +499,30 @@ class EmbeddedGraphStore(GraphStore):
                     break
                 seen |= reached
                 frontier = list(reached)
-            names = self._names
-            nodes: list[Node] = sorted(map(names.__getitem__, seen))  # type: ignore[arg-type]
-            edges = self._edges_of(followed)
-        # distinct edges differ in (rel, src, dst), so their natural order is edge_sort_key's
-        edges.sort()
-        return Subgraph(nodes, edges)
+            return Subgraph.from_columns(self._gather(seen, followed))
+
+    def _gather(self, seen: set[int], followed: set[int]) -> SubgraphColumns:
+        """Nodes ``seen`` and edges ``followed`` as columns (copies: the store goes on)."""
+        nodes = np.fromiter(seen, dtype=np.int64, count=len(seen))
+        nodes.sort()
+        edges = np.fromiter(followed, dtype=np.int64, count=len(followed))
+        names = self._names
+
+        # each view of a column is dropped at once: a column with a live view cannot grow
+        def column(values: array[Any], dtype: type[np.generic]) -> np.ndarray:
+            return np.frombuffer(values, dtype=dtype)[edges]
+
+        return SubgraphColumns(
+            nodes=list(map(names.__getitem__, nodes.tolist())),  # type: ignore[arg-type]
+            rel=column(self._rel, np.uint8),
+            src=np.searchsorted(nodes, column(self._src, np.int32)),
+            dst=np.searchsorted(nodes, column(self._dst, np.int32)),
+            first_seen=column(self._first, np.float64),
+            last_seen=-column(self._nl, np.float64),
+            times=column(self._times, np.int64),
+            failures=column(self._fails, np.int64),
+            amount=column(self._amount, np.float64),
+        )
 
     def _ranked(self, nid: int, k: int, since: float | None, until: float | None) -> list[int]:
         """The ``k`` edges of node ``nid`` that the walk follows, within the bounds."""

@@ -89,20 +89,23 @@ _FRONTIER: Final = " UNION ALL ".join(
 )
 """A subquery yielding the nodes listed in ``$ids`` (a map kind -> ids), by index lookups."""
 
-_DELETE_ACCOUNT: Final = cast(
-    LiteralString,
-    "MATCH (a:Account {id: $id}) "
-    "OPTIONAL MATCH (a)-[r]-() "
-    "WITH a, count(DISTINCT r) AS removed "
-    "OPTIONAL MATCH (a)--(m) WHERE "
-    + " OR ".join(f"m:{label}" for label in _IDENTIFIER_LABELS)
-    + " WITH a, removed, collect(DISTINCT m) AS idents "
-    "DETACH DELETE a "
-    "WITH removed, idents "
-    "CALL (idents) { UNWIND idents AS m WITH m WHERE NOT (m)--() DELETE m } "
-    "RETURN removed",
-)
-"""Erase an account, its edges, and the identifiers (not merchants or accounts) left alone."""
+_DELETE: Final[dict[str, LiteralString]] = {
+    kind: cast(
+        LiteralString,
+        f"MATCH (a:{label} {{id: $id}}) "
+        "OPTIONAL MATCH (a)-[r]-() "
+        "WITH a, count(DISTINCT r) AS removed "
+        "OPTIONAL MATCH (a)--(m) WHERE "
+        + " OR ".join(f"m:{ident}" for ident in _IDENTIFIER_LABELS)
+        + " WITH a, removed, collect(DISTINCT m) AS idents "
+        "DETACH DELETE a "
+        "WITH removed, idents "
+        "CALL (idents) { UNWIND idents AS m WITH m WHERE NOT (m)--() DELETE m } "
+        "RETURN removed",
+    )
+    for kind, label in LABELS.items()
+}
+"""Erase a node, its edges, and the identifiers (not merchants or accounts) left alone."""
 
 _Row = list[Any]
 """An aggregated edge: src, dst, first, last, times, failures, amounts (non-zero, in order)."""
@@ -341,8 +344,8 @@ class Neo4jGraphStore(GraphStore):
 
         return cast(dict[str, int], self._read(work))
 
-    def _delete_account(self, account_id: str) -> int:
-        record = self._write(lambda tx: tx.run(_DELETE_ACCOUNT, id=account_id).single())
+    def _delete_node(self, node: Node) -> int:
+        record = self._write(lambda tx: tx.run(_DELETE[node.kind], id=node.id).single())
         return 0 if record is None else int(record["removed"])
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
+
+import numpy as np
 
 from graph.model import NODE_KINDS, REL_TARGET, EdgeUpdate, Node, edges_from_event
 
@@ -38,11 +40,117 @@ class Edge(NamedTuple):
     amount: float
 
 
-class Subgraph(NamedTuple):
-    """Nodes (sorted) and the edges among them (sorted by rel, src, dst)."""
+RELS: Final = tuple(REL_TARGET)
+"""Edge kinds in a fixed order: :attr:`SubgraphColumns.rel` holds indexes into it."""
+
+
+class SubgraphColumns(NamedTuple):
+    """A subgraph as arrays, the form a model reads (``edge_index`` is ``[src, dst]``).
+
+    ``nodes`` is in no particular order; ``src`` and ``dst`` index into it, ``rel`` into
+    :data:`RELS`; the other columns are one value per edge, in the same edge order.
+    """
 
     nodes: list[Node]
-    edges: list[Edge]
+    rel: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    first_seen: np.ndarray
+    last_seen: np.ndarray
+    times: np.ndarray
+    failures: np.ndarray
+    amount: np.ndarray
+
+
+class Subgraph:
+    """Nodes (sorted) and the edges among them (sorted by rel, src, dst).
+
+    A backend may hand over its answer as columns (:meth:`from_columns`); the sorted
+    :attr:`nodes` and :attr:`edges` are then built on first use, so a caller that only needs
+    the arrays (:attr:`columns`, e.g. to score the subgraph) pays nothing for Python objects.
+    Two subgraphs are equal when their nodes and edges are.
+    """
+
+    __slots__ = ("_columns", "_edges", "_nodes")
+
+    def __init__(self, nodes: Sequence[Node], edges: Sequence[Edge]) -> None:
+        self._nodes: list[Node] | None = list(nodes)
+        self._edges: list[Edge] | None = list(edges)
+        self._columns: SubgraphColumns | None = None
+
+    @classmethod
+    def from_columns(cls, columns: SubgraphColumns) -> Subgraph:
+        """A subgraph whose nodes and edges are built from ``columns`` when first read."""
+        sg = cls.__new__(cls)
+        sg._nodes = sg._edges = None
+        sg._columns = columns
+        return sg
+
+    @property
+    def nodes(self) -> list[Node]:
+        """The nodes, sorted by kind and id."""
+        if self._nodes is None:
+            assert self._columns is not None
+            self._nodes = sorted(self._columns.nodes)
+        return self._nodes
+
+    @property
+    def edges(self) -> list[Edge]:
+        """The edges, sorted by rel, source and target."""
+        if self._edges is None:
+            c = self._columns
+            assert c is not None
+            nodes = c.nodes
+            new = tuple.__new__
+            edges = [
+                new(Edge, (RELS[r], nodes[s], nodes[d], f, last, t, x, a))
+                for r, s, d, f, last, t, x, a in zip(
+                    c.rel.tolist(),
+                    c.src.tolist(),
+                    c.dst.tolist(),
+                    c.first_seen.tolist(),
+                    c.last_seen.tolist(),
+                    c.times.tolist(),
+                    c.failures.tolist(),
+                    c.amount.tolist(),
+                    strict=True,
+                )
+            ]
+            # distinct edges differ in (rel, src, dst), so their natural order is edge_sort_key's
+            edges.sort()
+            self._edges = edges
+        return self._edges
+
+    @property
+    def columns(self) -> SubgraphColumns:
+        """The subgraph as arrays (built from the edges when the backend gave objects)."""
+        if self._columns is None:
+            nodes = self.nodes
+            edges = self.edges
+            index = {n: i for i, n in enumerate(nodes)}
+            rel_index = {r: i for i, r in enumerate(RELS)}
+            self._columns = SubgraphColumns(
+                nodes,
+                np.array([rel_index[e.rel] for e in edges], dtype=np.uint8),
+                np.array([index[e.src] for e in edges], dtype=np.int64),
+                np.array([index[e.dst] for e in edges], dtype=np.int64),
+                np.array([e.first_seen for e in edges], dtype=np.float64),
+                np.array([e.last_seen for e in edges], dtype=np.float64),
+                np.array([e.times for e in edges], dtype=np.int64),
+                np.array([e.failures for e in edges], dtype=np.int64),
+                np.array([e.amount for e in edges], dtype=np.float64),
+            )
+        return self._columns
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Subgraph):
+            return NotImplemented
+        return self.nodes == other.nodes and self.edges == other.edges
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Subgraph(nodes={self.nodes!r}, edges={self.edges!r})"
 
 
 def edge_sort_key(edge: Edge) -> tuple[str, str, str, str, str]:
@@ -86,13 +194,16 @@ class GraphStore(ABC):
         """Apply the edges of canonical events (see :func:`graph.model.edges_from_event`)."""
         return self.upsert(u for e in events for u in edges_from_event(e))
 
-    def delete_personal_data(self, account_id: str) -> int:
-        """Erase an account: its node, every edge it has, and identifiers left with no edge.
+    def delete_personal_data(self, entity: Node | str) -> int:
+        """Erase an entity (a node, or an account by id): the node and every edge it has.
 
-        Returns the number of edges removed.
+        Erasing an account also removes the identifiers (devices, IPs, cards, e-mails, phones,
+        addresses) it leaves with no edge; merchants and other accounts stay. Erasing an
+        identifier (an e-mail address, a phone number) leaves the accounts that used it.
+        Returns the number of edges removed (0 for an entity not in the graph).
         """
-        _check_node(Node("account", account_id))
-        return self._delete_account(account_id)
+        node = _check_node(Node("account", entity) if isinstance(entity, str) else entity)
+        return self._delete_node(node)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -207,7 +318,7 @@ class GraphStore(ABC):
     def _counts(self) -> dict[str, int]: ...
 
     @abstractmethod
-    def _delete_account(self, account_id: str) -> int: ...
+    def _delete_node(self, node: Node) -> int: ...
 
 
 def _recency_of(node: Node) -> Callable[[Edge], tuple[float, str, str, str]]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from graph.model import REL_TARGET, EdgeUpdate, Node, edges_from_event
-from graph.store import Edge, GraphStore, Subgraph, edge_sort_key
+from graph.store import RELS, Edge, GraphStore, Subgraph, edge_sort_key
 from ingest.events import AccountEvent, DeviceEvent, Login, Transaction
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -520,9 +520,56 @@ def test_delete_personal_data_keeps_what_others_share(store: GraphStore) -> None
     assert store.counts() == {"nodes": 7, "edges": 3}
 
 
+def test_erasing_an_identifier_leaves_the_accounts_that_used_it(store: GraphStore) -> None:
+    email = Node("email", "shared@example.com")
+    store.upsert(
+        [
+            U("HAS_EMAIL", "a1", "shared@example.com", 1),
+            U("HAS_EMAIL", "a2", "shared@example.com", 2),
+            U("USES_DEVICE", "a1", "d1", 3),
+        ]
+    )
+    assert store.delete_personal_data(email) == 2
+    assert not store.has_node(email)
+    assert store.has_node(A("a1"))
+    assert store.has_node(A("a2"))
+    assert store.edges(A("a1")) == [Edge("USES_DEVICE", A("a1"), D("d1"), 3.0, 3.0, 1, 0, 0.0)]
+    assert store.neighbours(A("a2"), hops=3) == []
+    assert store.counts() == {"nodes": 3, "edges": 1}
+    assert store.delete_personal_data(email) == 0
+    # erasing a device by node works the same way; an account by node as by id
+    assert store.delete_personal_data(D("d1")) == 1
+    assert store.counts() == {"nodes": 2, "edges": 0}
+    assert store.delete_personal_data(A("a1")) == 0  # no edge left, but the node goes
+    assert store.counts() == {"nodes": 1, "edges": 0}
+
+
+def test_subgraph_columns_hold_the_same_edges(store: GraphStore) -> None:
+    small_graph(store)
+    sg = store.subgraph([A("a1")], hops=2, fanout=2)
+    c = sg.columns
+    assert sorted(c.nodes) == sg.nodes
+    rebuilt = sorted(
+        Edge(
+            RELS[int(c.rel[i])],
+            c.nodes[int(c.src[i])],
+            c.nodes[int(c.dst[i])],
+            float(c.first_seen[i]),
+            float(c.last_seen[i]),
+            int(c.times[i]),
+            int(c.failures[i]),
+            float(c.amount[i]),
+        )
+        for i in range(len(c.rel))
+    )
+    assert rebuilt == sg.edges
+    assert len(sg.edges) > 2
+    assert Subgraph.from_columns(c) == sg
+
+
 # -- validation --------------------------------------------------------------------------------
 
-HOOKS = ("_upsert", "_adjacent", "_subgraph", "_degree", "_has_node", "_counts", "_delete_account")
+HOOKS = ("_upsert", "_adjacent", "_subgraph", "_degree", "_has_node", "_counts", "_delete_node")
 
 
 def test_bad_arguments_are_refused_before_the_backend_is_touched(
@@ -550,6 +597,8 @@ def test_bad_arguments_are_refused_before_the_backend_is_touched(
         store.subgraph([A("a1"), ("device",)])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="node"):
         store.delete_personal_data("")
+    with pytest.raises(ValueError, match="node"):
+        store.delete_personal_data(Node("person", "p1"))
     with pytest.raises(ValueError, match="since"):
         store.edges(A("a1"), since=5, until=4)
     with pytest.raises(ValueError, match="since"):
