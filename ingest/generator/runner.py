@@ -7,7 +7,9 @@ Order of work (it matters for determinism, and each step draws from its own seed
 3. emit the rings' events into per-day buckets;
 4. simulate the honest days one by one; after day ``d`` the UTC day ``d - 1`` is complete and
    is written out, sorted by time, through the source writers (:mod:`ingest.generator.sinks`);
-5. write the wallet documents, the truth files, ``summary.json`` and ``sources.yaml``.
+5. write the wallet documents, the truth files, ``summary.json`` and ``sources.yaml``. The
+   customers' protected attributes (``truth/customers.csv``, :mod:`ingest.generator.customers`)
+   come from a stream of their own, so they leave every other file as it was.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import yaml
 
 from ingest.generator.config import FraudConfig
+from ingest.generator.customers import write_customers
 from ingest.generator.emit import Emitter
 from ingest.generator.fraud import Ring, describe, plan_rings
 from ingest.generator.legit import Honest
@@ -211,6 +214,7 @@ def generate(
     truth.close()
 
     _write_accounts(out_dir / "truth" / "accounts.csv", world, rings)
+    write_customers(out_dir / "truth" / "customers.csv", world, rings, seed)
     manifest = _manifest(sinks, seed=seed, days=days, accounts=accounts, start=start)
     (out_dir / "sources.yaml").write_text(manifest, encoding="utf-8")
 

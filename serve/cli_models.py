@@ -1,0 +1,223 @@
+"""The model commands of ``ringfence``: train, evaluate, score, fairness.
+
+Each parses its arguments, calls :mod:`gnn`, and prints JSON on stdout (progress on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import RecordRejected
+from serve.cli import UsageError as ModelUsageError
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
+    if args.quiet:
+        return None
+    return lambda line: print(line, file=sys.stderr, flush=True)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON without NaN: undefined figures become null."""
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(_clean(obj), indent=2, default=str))
+
+
+def _one_of(args: argparse.Namespace) -> None:
+    if (args.data is None) == (args.graph is None):
+        raise ModelUsageError("give exactly one of --data DIR or --graph FILE")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the fraud model (or a model on your own labelled graph)."""
+    _one_of(args)
+    progress = _progress(args)
+    started = time.perf_counter()
+    if args.graph is not None:
+        from gnn.generic import train_generic
+
+        _print_json(train_generic(args.graph, args.out, seed=args.seed, progress=progress))
+        return 0
+    from gnn.train import TrainConfig, train
+    from ingest.typologies import TYPOLOGIES
+
+    if args.withhold_typology and args.withhold_typology not in TYPOLOGIES:
+        raise ModelUsageError(
+            f"--withhold-typology: expected one of {', '.join(TYPOLOGIES)}, "
+            f"got {args.withhold_typology!r}"
+        )
+    config = TrainConfig(seed=args.seed, epochs=args.epochs, hidden=args.hidden)
+    folder = train(
+        args.data,
+        args.out,
+        seed=args.seed,
+        config=config,
+        withhold_typology=args.withhold_typology,
+        baselines=not args.no_baselines,
+        progress=progress,
+    )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    _print_json(
+        {
+            "model": str(folder),
+            "version": manifest["version"],
+            "seed": manifest["seed"],
+            "data_fingerprint": manifest["data"]["fingerprint"],
+            "thresholds": manifest["thresholds"],
+            "metrics": manifest["metrics"],
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a model: the GNN, tabular and unsupervised baselines side by side."""
+    _one_of(args)
+    progress = _progress(args)
+    if args.graph is not None:
+        from gnn.generic import evaluate_generic
+
+        _print_json(evaluate_generic(args.model, args.graph))
+        return 0
+    from gnn.evaluate import evaluate
+
+    _print_json(
+        evaluate(
+            args.model, args.data, report_dir=args.report, period=args.period, progress=progress
+        )
+    )
+    return 0
+
+
+def cmd_fairness(args: argparse.Namespace) -> int:
+    """Audit blocking across protected customer groups, with a mitigation before and after."""
+    from gnn.evaluate import fairness
+
+    out = fairness(args.model, args.data, attribute=args.attribute, progress=_progress(args))
+    if args.format == "table":
+        print(out["table"])
+    else:
+        out.pop("table")
+        _print_json(out)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score a file of canonical events in time order; write txn_id,score,decision."""
+    from gnn import registry
+    from gnn.data import event_time_key
+    from gnn.scoring import Scorer
+    from ingest.validate import Validator
+
+    model, manifest = registry.load(args.model)
+    source = Path(args.input)
+    if not source.is_file():
+        raise ModelUsageError(f"--input: {source} is not a file")
+    validator = Validator()
+    events = []
+    rejected: list[dict[str, Any]] = []
+    received = 0
+    with source.open("rb") as fh:
+        for line_no, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            received += 1
+            try:
+                events.append(validator.validate_json(raw.rstrip(b"\r\n")))
+            except RecordRejected as exc:
+                rejected.append(
+                    {
+                        "line": line_no,
+                        "errors": [str(e) for e in exc.errors],
+                        "raw": raw.decode("utf-8", "replace").rstrip("\n"),
+                    }
+                )
+    events.sort(key=event_time_key)
+    scorer = Scorer.from_manifest(model, manifest)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    decisions: Counter[str] = Counter()
+    tmp = out.with_name(out.name + ".tmp")
+    started = time.perf_counter()
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["txn_id", "score", "decision"])
+        for scored in scorer.score_events(events):
+            writer.writerow([scored.txn_id, f"{scored.score:.6f}", scored.decision])
+            decisions[scored.decision] += 1
+    os.replace(tmp, out)
+    elapsed = time.perf_counter() - started
+    rejected_path = None
+    if rejected:
+        rejected_path = out.with_name(out.name + ".rejected.jsonl")
+        with rejected_path.open("w", encoding="utf-8") as fh:
+            for r in rejected:
+                fh.write(json.dumps(r) + "\n")
+    scored_n = sum(decisions.values())
+    _print_json(
+        {
+            "model_version": manifest["version"],
+            "received": received,
+            "accepted": len(events),
+            "rejected": len(rejected),
+            "rejected_file": str(rejected_path) if rejected_path else None,
+            "transactions_scored": scored_n,
+            "decisions": dict(decisions),
+            "thresholds": manifest["thresholds"],
+            "seconds": round(elapsed, 2),
+            "transactions_per_s": round(scored_n / elapsed) if elapsed > 0 else None,
+            "out": str(out),
+        }
+    )
+    return 0
+
+
+def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
+    """Add the model commands to the ``ringfence`` parser (``add`` makes one subcommand)."""
+    p = add("train", cmd_train, "Train the fraud model, or a model on your own labelled graph.")
+    p.add_argument("--data", default=None, help="a data folder (as `ringfence generate` writes)")
+    p.add_argument("--graph", default=None, help="a labelled graph (.npz or Parquet folder)")
+    p.add_argument("--out", default="models", help="the model registry folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--withhold-typology", default=None, help="train without this typology")
+    p.add_argument("--no-baselines", action="store_true", help="train the GNN only")
+
+    p = add("evaluate", cmd_evaluate, "Evaluate a model against its baselines; write a report.")
+    p.add_argument("--model", default="models", help="a version folder or a registry")
+    p.add_argument("--data", default=None, help="a data folder with truth/")
+    p.add_argument("--graph", default=None, help="a labelled graph (.npz or Parquet folder)")
+    p.add_argument("--report", default=None, help="report folder (default: in the model)")
+    p.add_argument("--period", choices=("test", "all"), default="test")
+
+    p = add("score", cmd_score, "Score canonical events (JSON lines) in time order.")
+    p.add_argument("--model", default="models", help="a version folder or a registry")
+    p.add_argument("--input", required=True, help="canonical events, one JSON per line")
+    p.add_argument("--out", required=True, help="CSV: txn_id,score,decision")
+
+    p = add("fairness", cmd_fairness, "Audit blocking across protected groups; mitigate one.")
+    p.add_argument("--model", default="models", help="a version folder or a registry")
+    p.add_argument("--data", required=True, help="a data folder with truth/customers.csv")
+    p.add_argument("--attribute", default=None, help="the attribute to mitigate (default: worst)")
+    p.add_argument("--format", choices=("json", "table"), default="json")

@@ -1,0 +1,128 @@
+"""Features: point-in-time correctness, determinism, what they say about known cases."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+
+from gnn.data import History, event_time_key
+from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, TXN_INDEX, FeatureState
+from ingest.events import AccountEvent, Login, Transaction
+
+T0 = datetime(2026, 10, 1, 9, tzinfo=UTC)
+
+
+def txn(i: int, minutes: float, account: str = "a1", **kw: object) -> Transaction:
+    fields: dict = {
+        "txn_id": f"t{i}",
+        "timestamp": T0 + timedelta(minutes=minutes),
+        "source": "bank",
+        "account_id": account,
+        "amount": Decimal("25.00"),
+        "currency": "EUR",
+        "channel": "card_present",
+        "merchant_id": "m1",
+        "card_id": f"card_{account}",
+        "device_id": f"dev_{account}",
+    }
+    fields.update(kw)
+    return Transaction(**fields)
+
+
+def test_a_feature_never_sees_the_future(small_history: History) -> None:
+    events = small_history.events
+    full = FeatureState().observe_all(events)
+    cut = len(events) * 2 // 3
+    past = FeatureState().observe_all(events[:cut])
+    assert 1000 < len(past) < len(full)
+    for a, b in zip(past, full, strict=False):
+        assert a.txn_id == b.txn_id
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.entity_x, b.entity_x)
+        assert a.entities == b.entities
+    # shuffling what comes after the cut changes nothing before it
+    later = events[cut:]
+    random.Random(3).shuffle(later)
+    again = FeatureState().observe_all(events[:cut] + later)
+    for a, b in zip(past, again, strict=False):
+        np.testing.assert_array_equal(a.x, b.x)
+
+
+def test_same_events_same_features(small_history: History) -> None:
+    a = FeatureState().observe_all(small_history.events)
+    b = FeatureState().observe_all(small_history.events)
+    assert len(a) == len(b) > 1000
+    np.testing.assert_array_equal(np.stack([r.x for r in a]), np.stack([r.x for r in b]))
+    assert all(np.isfinite(r.x).all() and np.isfinite(r.entity_x).all() for r in a)
+    assert a[0].x.shape == (len(TXN_FEATURES),)
+    assert a[0].entity_x.shape == (len(RELATIONS), len(ENTITY_FEATURES))
+    assert [e.txn_id for e in sorted(small_history.events, key=event_time_key)[:1]]
+
+
+def test_velocity_windows_count_only_the_past() -> None:
+    state = FeatureState(rings=False)
+    rows = [state.observe(txn(i, m)) for i, m in enumerate([0, 0.5, 30, 89, 60 * 25])]
+    ix = TXN_INDEX
+    got = [
+        (r.x[ix["account_count_1m"]], r.x[ix["account_count_1h"]], r.x[ix["account_count_24h"]])
+        for r in rows
+        if r is not None
+    ]
+    expect = [(0, 0, 0), (1, 1, 1), (0, 2, 2), (0, 1, 3), (0, 0, 1)]  # counts before each
+    assert [tuple(np.expm1(v).round().astype(int)) for v in got] == expect
+
+
+def test_new_device_reset_and_sharing_are_seen() -> None:
+    state = FeatureState(rings=False)
+    ix = TXN_INDEX
+    first = state.observe(txn(1, 0))
+    assert first is not None
+    assert first.x[ix["new_device"]] == 1.0
+    again = state.observe(txn(2, 10))
+    assert again is not None
+    assert again.x[ix["new_device"]] == 0.0
+    state.observe(
+        AccountEvent(
+            event_id="e1",
+            timestamp=T0 + timedelta(minutes=20),
+            account_id="a1",
+            kind="password_reset",
+        )
+    )
+    state.observe(
+        Login(
+            event_id="l1",
+            timestamp=T0 + timedelta(minutes=21),
+            account_id="a1",
+            success=True,
+            mfa_used=False,
+            device_id="dev_new",
+        )
+    )
+    # another account on a1's device, then a1 on the new device right after the reset
+    other = state.observe(txn(3, 22, account="a2", device_id="dev_a1"))
+    assert other is not None
+    assert round(float(np.expm1(other.x[ix["accounts_per_device"]]))) == 2
+    after = state.observe(txn(4, 30, device_id="dev_new"))
+    assert after is not None
+    assert after.x[ix["recent_password_reset"]] > 0.99
+    assert after.x[ix["new_device_login"]] > 0.99
+    assert after.x[ix["new_device"]] == 0.0  # the login already showed the device
+
+
+def test_amount_against_the_accounts_own_history() -> None:
+    state = FeatureState(rings=False)
+    for i in range(10):
+        state.observe(txn(i, i * 60, amount=Decimal("20.00") + i))
+    big = state.observe(txn(99, 700, amount=Decimal("900.00")))
+    usual = state.observe(txn(100, 760, amount=Decimal("24.00")))
+    assert big is not None
+    assert usual is not None
+    ix = TXN_INDEX
+    assert big.x[ix["amount_z"]] > 5
+    assert big.x[ix["amount_percentile"]] == 1.0
+    assert abs(usual.x[ix["amount_z"]]) < 2
+    assert usual.x[ix["amount_percentile"]] < 0.7
