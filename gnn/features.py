@@ -345,6 +345,10 @@ class FeatureState:
                 out.append(row)
         return out
 
+    def ring_of(self, account_id: str) -> Any:
+        """The ring the detector currently puts ``account_id`` in (None without one)."""
+        return self._detector.ring_of(account_id) if self._detector is not None else None
+
     def flush_rings(self) -> None:
         """Give the ring detector the edges seen since its last update."""
         if self._detector is not None and self._pending:

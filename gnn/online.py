@@ -201,6 +201,22 @@ class HistoryGraph:
         got = self._index[rel].get(key, [])
         return got[: bisect.bisect_left(got, before)]
 
+    def dense_at(self, position: int) -> DenseInputs:
+        """The aggregated inputs of the row at ``position`` (one row), from its history."""
+        row = self.rows[position]
+        mean = np.zeros((1, len(NEIGHBOUR_SLOTS), len(row.x)), dtype=np.float32)
+        count = np.zeros((1, len(NEIGHBOUR_SLOTS)), dtype=np.float32)
+        for j, (slot, rel2) in enumerate(NEIGHBOUR_SLOTS):
+            key = row.entities[slot]
+            if key is not None:
+                past = self.past(rel2, key, position)
+                if past:
+                    xs = np.stack([self.rows[u].x for u in past]).astype(np.float64)
+                    mean[0, j] = xs.mean(axis=0)
+                    count[0, j] = len(past)
+        has = np.array([[e is not None for e in row.entities]], dtype=np.float32)
+        return DenseInputs(row.x[None], row.entity_x[None], has, mean, count)
+
     def subgraph(self, positions: Sequence[int]) -> HeteroData:
         """The subgraph of the rows at ``positions`` (targets), with their entities' history.
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gnn.features import FeatureState, TxnRow
-from gnn.model import FraudSAGE
+from gnn.model import FraudSAGE, intra_op_threads
 from gnn.online import OnlineState
 
 
@@ -88,7 +88,7 @@ class Scorer:
         has = torch.tensor([[e is not None for e in r.entities] for r in rows], dtype=torch.float32)
         nb_mean = torch.from_numpy(np.stack([m for m, _ in nbs]))
         nb_count = torch.from_numpy(np.stack([c for _, c in nbs]))
-        with torch.no_grad():
+        with torch.no_grad(), intra_op_threads(1):
             scores = torch.sigmoid(self.model.forward_dense(x, ex, has, nb_mean, nb_count))
         for row, s in zip(rows, scores.tolist(), strict=True):
             yield Scored(row.txn_id, s, self.decide(s))

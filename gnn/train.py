@@ -41,7 +41,7 @@ from gnn import metrics, registry
 from gnn.autoencoder import GraphAutoencoder, autoencoder_scores, fit_autoencoder
 from gnn.data import History, load_history
 from gnn.features import FeatureState, TxnRow
-from gnn.model import FraudSAGE
+from gnn.model import FraudSAGE, intra_op_threads
 from gnn.online import DenseInputs, dense_inputs
 
 Progress = Callable[[str], None] | None
@@ -66,6 +66,7 @@ class Prepared:
     accounts: np.ndarray
     history: History
     unlabelled: int = 0
+    state: FeatureState | None = None
 
     @property
     def txn_ids(self) -> list[str]:
@@ -112,7 +113,9 @@ class TrainConfig:
 def prepare(history: History, *, progress: Progress = None) -> Prepared:
     """Features and aggregated inputs for every transaction of ``history``."""
     started = time.perf_counter()
-    rows = FeatureState().observe_all(history.events)
+    state = FeatureState()
+    rows = state.observe_all(history.events)
+    state.flush_rings()
     if progress:
         progress(f"features: {len(rows):,} transactions in {time.perf_counter() - started:.1f} s")
     inputs = dense_inputs(rows)
@@ -138,6 +141,7 @@ def prepare(history: History, *, progress: Progress = None) -> Prepared:
         accounts,
         history,
         unlabelled,
+        state,
     )
 
 
@@ -188,7 +192,22 @@ def fit_gnn(
     train_rows: np.ndarray | None = None,
     progress: Progress = None,
 ) -> tuple[FraudSAGE, dict[str, Any]]:
-    """Train :class:`FraudSAGE` on the training rows; early stopping on validation PR-AUC."""
+    """Train :class:`FraudSAGE` on the training rows; early stopping on validation PR-AUC.
+
+    Runs with one intra-op thread: the batches are small, and a second thread that has to
+    wait for a busy core stalls every operation (see :func:`gnn.model.intra_op_threads`).
+    """
+    with intra_op_threads(1):
+        return _fit_gnn(prep, split, config, train_rows, progress)
+
+
+def _fit_gnn(
+    prep: Prepared,
+    split: Split,
+    config: TrainConfig,
+    train_rows: np.ndarray | None,
+    progress: Progress,
+) -> tuple[FraudSAGE, dict[str, Any]]:
     _seed(config.seed)
     rows = split.train if train_rows is None else train_rows
     inputs = prep.inputs
@@ -269,7 +288,7 @@ def fit_tabular(
         colsample_bytree=0.8,
         scale_pos_weight=math.sqrt((len(rows) - pos) / max(pos, 1.0)),
         random_state=seed,
-        n_jobs=2,
+        n_jobs=1,  # OpenMP threads beside other busy processes stall (161 s against 1 s)
         verbose=-1,
         deterministic=True,
         force_row_wise=True,

@@ -122,6 +122,36 @@ def cmd_fairness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain one transaction's score: features, neighbours and reason codes."""
+    from gnn import registry
+    from gnn.data import load_history
+    from gnn.explain import Explainer
+    from gnn.online import HistoryGraph
+    from gnn.train import prepare
+
+    model, manifest = registry.load(args.model)
+    prep = prepare(load_history(args.data, progress=_progress(args)), progress=_progress(args))
+    graph = HistoryGraph(prep.rows)
+    position = graph.position.get(args.txn)
+    if position is None:
+        raise ModelUsageError(f"--txn: no transaction {args.txn!r} in {args.data}")
+    state = prep.state
+    explainer = Explainer(model, graph, ring_of=state.ring_of if state is not None else None)
+    out = explainer.explain(position, top=args.top).to_dict()
+    out["model_version"] = manifest["version"]
+    t = manifest["thresholds"]
+    out["decision"] = (
+        "block"
+        if out["score"] >= t["block"]
+        else "review"
+        if out["score"] >= t["review"]
+        else "approve"
+    )
+    _print_json(out)
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """Score a file of canonical events in time order; write txn_id,score,decision."""
     from gnn import registry
@@ -215,6 +245,12 @@ def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--model", default="models", help="a version folder or a registry")
     p.add_argument("--input", required=True, help="canonical events, one JSON per line")
     p.add_argument("--out", required=True, help="CSV: txn_id,score,decision")
+
+    p = add("explain", cmd_explain, "Explain a transaction's score with reason codes.")
+    p.add_argument("--model", default="models", help="a version folder or a registry")
+    p.add_argument("--data", required=True, help="the data folder holding the transaction")
+    p.add_argument("--txn", required=True, help="the transaction id")
+    p.add_argument("--top", type=int, default=8, help="features and neighbours listed")
 
     p = add("fairness", cmd_fairness, "Audit blocking across protected groups; mitigate one.")
     p.add_argument("--model", default="models", help="a version folder or a registry")

@@ -154,6 +154,24 @@ def test_fairness_reports_groups_and_a_mitigation(
     assert "before" in json.dumps(out["after"])
 
 
+def test_explain_gives_reasons_for_a_transaction(
+    trained: Path, data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (data / "truth" / "transactions.csv").open() as fh:
+        fraud = [r["txn_id"] for r in csv.DictReader(fh) if r["is_fraud"] == "1"]
+    scored = {e.txn_id for e in load_history(data).events if e.event_type == "transaction"}
+    txn = next(t for t in reversed(fraud) if t in scored)
+    out = run(capsys, "explain", "--model", str(trained), "--data", str(data), "--txn", txn, "-q")
+    assert out["txn_id"] == txn
+    assert out["reasons"]
+    assert out["decision"] in ("approve", "review", "block")
+    assert out["neighbours"]
+    assert (
+        main(["explain", "--model", str(trained), "--data", str(data), "--txn", "nope", "-q"]) == 2
+    )
+    assert "--txn" in capsys.readouterr().err
+
+
 def test_model_commands_refuse_bad_arguments(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
