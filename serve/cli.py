@@ -217,10 +217,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     follower = follow_graph(settings, quiet=args.quiet)
     t3 = time.perf_counter()
     _print_rings(follower, data / "truth")
+    timings = f"generate {t1 - t0:.1f} s, ingest {t2 - t1:.1f} s, graph and rings {t3 - t2:.1f} s"
+    models = settings.path("models")
+    if not args.no_model:
+        from serve.cli_models import demo_model
+
+        _eprint("training and evaluating the fraud model ...")
+        demo_model(data, models, progress=None if args.quiet else _eprint)
+        timings += f", model {time.perf_counter() - t3:.1f} s"
     print(
-        f"\ngenerate {t1 - t0:.1f} s, ingest {t2 - t1:.1f} s, graph and rings {t3 - t2:.1f} s"
+        f"\n{timings}"
         f"\nnext: ringfence rings --data-dir {settings.data_dir} --format table"
         f"\n      ringfence deadletter --data-dir {settings.data_dir} --limit 5"
+        f"\n      ringfence evaluate --model {models} --data {data}"
     )
     return 0
 
@@ -315,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "Generate, ingest and summarise, on embedded defaults.")
     p.add_argument("--profile", choices=("small", "default"), default="default")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-model", action="store_true", help="skip training the fraud model")
     return parser
 
 

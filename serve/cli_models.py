@@ -257,3 +257,46 @@ def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--data", required=True, help="a data folder with truth/customers.csv")
     p.add_argument("--attribute", default=None, help="the attribute to mitigate (default: worst)")
     p.add_argument("--format", choices=("json", "table"), default="json")
+
+
+def demo_model(data: Path, models: Path, *, progress: Callable[[str], None] | None) -> None:
+    """The demo's last step: train on the demo data, evaluate, explain the riskiest fraud."""
+    import numpy as np
+
+    from gnn import registry
+    from gnn.data import load_history
+    from gnn.evaluate import evaluate
+    from gnn.explain import Explainer
+    from gnn.online import HistoryGraph
+    from gnn.train import predict, prepare, temporal_split, train
+
+    prep = prepare(load_history(data), progress=progress)
+    folder = train(data, models, seed=0, prepared=prep, progress=progress)
+    print(f"\nmodel {folder.name} (registry {models})")
+    try:
+        ev = evaluate(folder, data, prepared=prep)
+    except ValueError as exc:
+        print(f"evaluation skipped: {exc}")
+        return
+    print(f"\n{'model':<20}{'PR-AUC':>8}{'ROC-AUC':>9}{'recall@1%FPR':>14}{'rings PR-AUC':>14}")
+    for name, m in ev["models"].items():
+        ring = m["ring_typologies_pr_auc"]
+        print(
+            f"{name:<20}{m['pr_auc']:>8.3f}{m['roc_auc']:>9.3f}{m['recall_at_1%_fpr']:>14.3f}"
+            f"{'' if ring is None else f'{ring:.3f}':>14}"
+        )
+    print(f"report: {ev['report']}")
+    model, _ = registry.load(folder)
+    test = temporal_split(prep.ts).test
+    fraud = test[prep.y[test] == 1]
+    if len(fraud):
+        scores = predict(model, prep.inputs.take(fraud))
+        pos = int(fraud[int(np.argmax(scores))])
+        state = prep.state
+        explainer = Explainer(
+            model, HistoryGraph(prep.rows), ring_of=state.ring_of if state is not None else None
+        )
+        e = explainer.explain(pos)
+        print(f"\nwhy {e.txn_id} ({prep.typology[pos]}) scored {e.score:.3f}:")
+        for reason in e.reasons:
+            print(f"  - {reason}")
