@@ -26,6 +26,8 @@ from gnn.features import ENTITY_FEATURES, ENTITY_KINDS, RELATIONS, TXN_FEATURES,
 from gnn.model import NEIGHBOUR_SLOTS, TXN, FraudSAGE
 
 _SLOT_OF: Final = {rel: i for i, (rel, _) in enumerate(RELATIONS)}
+_CHUNK: Final = 12
+"""Feature columns summed per pass of :func:`prefix_means`."""
 
 
 @dataclass(slots=True)
@@ -98,25 +100,28 @@ def prefix_means(
     order = np.lexsort((kind, pos, keys))  # a query comes before its own row's source entry
     keys, pos, kind = keys[order], pos[order], kind[order]
     is_src = kind == 1
-    vals = np.zeros((len(order), x.shape[1]), dtype=np.float64)
-    vals[is_src] = x[pos[is_src]]
-    sums = np.cumsum(vals, axis=0)
-    counts = np.cumsum(is_src.astype(np.float64))
+    q = ~is_src
     first = np.ones(len(keys), dtype=bool)
     first[1:] = keys[1:] != keys[:-1]
     start = np.maximum.accumulate(np.where(first, np.arange(len(keys)), 0))
-    before = start - 1  # the running totals just before this key's group
-    base_sum = np.where((before >= 0)[:, None], sums[np.maximum(before, 0)], 0.0)
-    base_cnt = np.where(before >= 0, counts[np.maximum(before, 0)], 0.0)
-    q = ~is_src
-    total = sums[q] - base_sum[q]
-    cnt = counts[q] - base_cnt[q]
-    mean = np.zeros((n, x.shape[1]), dtype=np.float32)
-    count = np.zeros(n, dtype=np.float32)
+    before = start[q] - 1  # each query's running totals just before its key's group
+    has_before = before >= 0
+    before = np.maximum(before, 0)
+    counts = np.cumsum(is_src.astype(np.float64))
+    cnt = counts[q] - np.where(has_before, counts[before], 0.0)
     rows = pos[q]
     nonzero = cnt > 0
-    mean[rows[nonzero]] = (total[nonzero] / cnt[nonzero, None]).astype(np.float32)
+    mean = np.zeros((n, x.shape[1]), dtype=np.float32)
+    count = np.zeros(n, dtype=np.float32)
     count[rows] = cnt
+    src_rows = pos[is_src]
+    for c in range(0, x.shape[1], _CHUNK):  # a few columns at a time: memory stays small
+        width = min(_CHUNK, x.shape[1] - c)
+        vals = np.zeros((len(order), width), dtype=np.float64)
+        vals[is_src] = x[src_rows, c : c + width]
+        sums = np.cumsum(vals, axis=0)
+        total = sums[q] - np.where(has_before[:, None], sums[before], 0.0)
+        mean[rows[nonzero], c : c + width] = total[nonzero] / cnt[nonzero, None]
     return mean, count
 
 

@@ -55,7 +55,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.graph is not None:
         from gnn.generic import train_generic
 
-        _print_json(train_generic(args.graph, args.out, seed=args.seed, progress=progress))
+        _print_json(
+            train_generic(args.graph, args.out, seed=args.seed, progress=progress, grid=args.grid)
+        )
         return 0
     from gnn.train import TrainConfig, train
     from ingest.typologies import TYPOLOGIES
@@ -233,6 +235,11 @@ def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--withhold-typology", default=None, help="train without this typology")
     p.add_argument("--no-baselines", action="store_true", help="train the GNN only")
+    p.add_argument(
+        "--grid",
+        default="small",
+        help="with --graph: the tuning grid (tiny, small, medium, large, or a JSON object)",
+    )
 
     p = add("evaluate", cmd_evaluate, "Evaluate a model against its baselines; write a report.")
     p.add_argument("--model", default="models", help="a version folder or a registry")

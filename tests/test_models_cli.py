@@ -181,3 +181,17 @@ def test_model_commands_refuse_bad_arguments(
     assert "withhold-typology" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tmp_path), "--data", str(data), "-q"]) == 1
     assert "model" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_a_graph_of_your_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gnn.generic import make_synthetic_graph, save_npz
+
+    path = save_npz(make_synthetic_graph(1500, seed=3, n_splits=2), tmp_path / "g.npz")
+    out = tmp_path / "model"
+    trained = run(capsys, "train", "--graph", str(path), "--out", str(out), "--grid", "tiny", "-q")
+    assert len(trained["splits"]) == 2
+    again = run(capsys, "evaluate", "--graph", str(path), "--model", str(out), "-q")
+    assert again["mean"]["test_pr_auc"] == pytest.approx(trained["mean"]["test_pr_auc"])
+    assert main(["train", "--graph", str(tmp_path / "missing.npz"), "--out", str(out), "-q"]) == 1
