@@ -17,6 +17,7 @@ PR-AUC, calibration, and two comparisons the product promises:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -181,7 +182,12 @@ def fairness(
             fair.groups_for(prep.accounts[rows], attrs),
         )
     y, s, groups = scored["test"]
-    before = fair.audit(y, s, threshold, groups, label="before mitigation")
+    # a group's false-positive rate near the blocking rate needs enough honest transactions
+    # to mean anything: ten expected false positives at the overall rate
+    honest = s[y == 0]
+    fpr = float(np.mean(honest >= threshold)) if len(honest) else 0.0
+    support = max(fair.MIN_NEGATIVES, math.ceil(10 / fpr)) if fpr > 0 else fair.MIN_NEGATIVES
+    before = fair.audit(y, s, threshold, groups, label="before mitigation", min_negatives=support)
     if attribute is None:
         gaps = {a: before.gap(a, "fpr") or 0.0 for a in fair.ATTRIBUTES}
         attribute = max(gaps, key=gaps.__getitem__)
@@ -191,13 +197,14 @@ def fairness(
     mitigation = fair.fit_mitigation(
         yv, sv, gv[attribute], threshold=threshold, attribute=attribute
     )
-    after = fair.mitigation_report(y, s, groups, mitigation)
+    after = fair.mitigation_report(y, s, groups, mitigation, min_negatives=support)
     if progress:
         progress(f"fairness: mitigated {attribute} on the validation period")
     return {
         "model_version": manifest["version"],
         "data_seed": data_seed(data_dir),
         "threshold": threshold,
+        "min_negatives": support,
         "audit": before.to_dict(),
         "mitigated_attribute": attribute,
         "mitigation": mitigation.to_dict(),

@@ -50,6 +50,9 @@ MIN_NEGATIVES = 50
 MIN_POSITIVES = 10
 """Fewest fraud transactions for a group's true-positive rate to count."""
 
+MIN_TAIL = 20
+"""Fewest honest transactions a group's own threshold may rest on (see :func:`fit_mitigation`)."""
+
 METHODS: tuple[str, ...] = ("group_thresholds",)
 CONSTRAINTS: tuple[str, ...] = ("false_positive_rate_parity",)
 
@@ -746,6 +749,7 @@ def fit_mitigation(
     constraint: str = "false_positive_rate_parity",
     attribute: str = "group",
     min_negatives: int = MIN_NEGATIVES,
+    min_tail: int = MIN_TAIL,
 ) -> Mitigation:
     """Fit per-group thresholds that block each group's honest customers at the overall rate.
 
@@ -754,7 +758,12 @@ def fit_mitigation(
     threshold that blocks that share of its honest transactions: a group whose honest customers
     score high gets a higher threshold, one whose honest customers score low a lower one. Groups
     with less support keep the global threshold, and the mitigation says so
-    (:attr:`Mitigation.fallback`).
+    (:attr:`Mitigation.fallback`). Support also depends on the target: a threshold that blocks
+    0.1% of a group's honest transactions rests on that group's 0.1% tail, so a group needs at
+    least ``min_tail / target`` honest transactions (20,000 for 20 at 0.1%). With fewer, the
+    tail is a handful of transactions, and the threshold fitted on them misses on the next
+    period by far (measured: fitted per nationality on a month's validation week, it raised the
+    test false-positive rate from 0.10% to 1.5%).
 
     Args:
         y_true: 1 for a fraud transaction, 0 for an honest one.
@@ -765,6 +774,8 @@ def fit_mitigation(
         constraint: only ``false_positive_rate_parity``.
         attribute: the attribute's name (the before/after report applies the mitigation to it).
         min_negatives: honest transactions a group needs for a threshold of its own.
+        min_tail: honest transactions a group's threshold must rest on (above it, at the target
+            rate); the group needs ``max(min_negatives, ceil(min_tail / target))``.
 
     Returns:
         The fitted :class:`Mitigation`.
@@ -777,7 +788,7 @@ def fit_mitigation(
     >>> y = [0] * 8 + [1, 1]
     >>> s = [0.125, 0.25, 0.375, 0.625, 0.125, 0.25, 0.375, 0.5, 0.9, 0.8]
     >>> g = ["a"] * 4 + ["b"] * 4 + ["a", "b"]
-    >>> m = fit_mitigation(y, s, g, threshold=0.45, attribute="x", min_negatives=4)
+    >>> m = fit_mitigation(y, s, g, threshold=0.45, attribute="x", min_negatives=4, min_tail=1)
     >>> m.target_fpr, m.thresholds
     (0.25, {'a': 0.5, 'b': 0.4375})
     >>> m.apply([0.45, 0.45], ["a", "b"]).tolist()
@@ -797,12 +808,13 @@ def fit_mitigation(
     if not honest.any():
         raise ValueError("y_true holds no honest transactions: no false-positive rate to match")
     target = float(np.mean(s[honest] >= t))
+    needed = max(min_negatives, math.ceil(min_tail / target)) if target > 0 else min_negatives
     thresholds: dict[str, float] = {}
     fallback: dict[str, str] = {}
     for group in sorted(set(g.tolist())):
         neg = s[honest & (g == group)]
-        if len(neg) < min_negatives:
-            fallback[group] = f"{len(neg)} honest transactions < {min_negatives}"
+        if len(neg) < needed:
+            fallback[group] = f"{len(neg)} honest transactions < {needed}"
             continue
         thresholds[group] = _fpr_threshold(neg, target)
     return Mitigation(
@@ -813,7 +825,7 @@ def fit_mitigation(
         fallback=fallback,
         method=method,
         constraint=constraint,
-        min_negatives=min_negatives,
+        min_negatives=needed,
         fitted_on={"n": len(y), "positives": int(y.sum()), "negatives": int(honest.sum())},
     )
 

@@ -158,7 +158,7 @@ def test_groups_without_enough_honest_transactions_keep_the_global_threshold():
     y = [0] * 100 + [0] * 5 + [1] * 3
     s = list(np.linspace(0.0, 1.0, 100)) + [0.9] * 5 + [0.95] * 3
     g = ["big"] * 100 + ["tiny"] * 5 + ["fraud_only"] * 3
-    m = fit_mitigation(y, s, g, threshold=0.8, attribute="x", min_negatives=50)
+    m = fit_mitigation(y, s, g, threshold=0.8, attribute="x", min_negatives=50, min_tail=1)
     assert set(m.thresholds) == {"big"}
     assert m.fallback == {
         "fraud_only": "0 honest transactions < 50",
@@ -167,6 +167,20 @@ def test_groups_without_enough_honest_transactions_keep_the_global_threshold():
     report = mitigation_report(y, s, {"x": g}, m)
     assert report.after.overall.n == 108
     assert report.after.attributes["x"].gaps["fpr"] is None  # only one group has support
+
+
+def test_a_rare_blocking_rate_needs_a_big_group_for_a_threshold_of_its_own():
+    rng = np.random.default_rng(5)
+    n = 30_000
+    g = np.array(["big"] * (n - 1_000) + ["small"] * 1_000)
+    s = rng.random(n)
+    y = np.zeros(n, dtype=int)
+    t = float(np.quantile(s, 0.999))  # blocks 0.1% of honest transactions
+    m = fit_mitigation(y, s, g, threshold=t, attribute="x")
+    # 0.1% of 1,000 is one transaction: no threshold can rest on it
+    assert set(m.thresholds) == {"big"}
+    assert m.fallback["small"].startswith("1000 honest transactions < 20")
+    assert m.min_negatives >= 20_000
 
 
 def test_mitigation_round_trips_through_json():
