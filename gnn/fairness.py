@@ -50,7 +50,7 @@ MIN_NEGATIVES = 50
 MIN_POSITIVES = 10
 """Fewest fraud transactions for a group's true-positive rate to count."""
 
-MIN_TAIL = 20
+MIN_TAIL = 10
 """Fewest honest transactions a group's own threshold may rest on (see :func:`fit_mitigation`)."""
 
 METHODS: tuple[str, ...] = ("group_thresholds",)
@@ -760,7 +760,7 @@ def fit_mitigation(
     with less support keep the global threshold, and the mitigation says so
     (:attr:`Mitigation.fallback`). Support also depends on the target: a threshold that blocks
     0.1% of a group's honest transactions rests on that group's 0.1% tail, so a group needs at
-    least ``min_tail / target`` honest transactions (20,000 for 20 at 0.1%). With fewer, the
+    least ``min_tail / target`` honest transactions (10,000 for 10 at 0.1%). With fewer, the
     tail is a handful of transactions, and the threshold fitted on them misses on the next
     period by far (measured: fitted per nationality on a month's validation week, it raised the
     test false-positive rate from 0.10% to 1.5%).

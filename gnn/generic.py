@@ -396,6 +396,18 @@ def _load_state(model_dir: Path, name: str) -> dict[str, torch.Tensor]:
     return state
 
 
+def _split_row(
+    k: int, y: np.ndarray, logits: np.ndarray, split: Any, params: dict[str, Any]
+) -> dict[str, Any]:
+    """One split's validation and test scores of one model."""
+    return {
+        "split": k,
+        "val": scores(y[split.val], logits[split.val]),
+        "test": scores(y[split.test], logits[split.test]),
+        "params": params,
+    }
+
+
 def evaluate_generic(
     model_dir: str | Path, path: str | Path, *, threads: int | None = None
 ) -> dict[str, Any]:
@@ -454,35 +466,15 @@ def _evaluate(
         params = Params.from_dict(saved["params"])
         logits = predict(_load_state(model_dir, saved["weights"]), params, x_gnn, adj)
         rows.append(
-            {
-                "split": k,
-                "val": scores(graph.y[split.val], logits[split.val]),
-                "test": scores(graph.y[split.test], logits[split.test]),
-                "params": saved["params"],
-                "sizes": split.sizes(),
-                "test_positive_rate": _positive_rate(graph.y, split.test),
-            }
+            _split_row(k, graph.y, logits, split, saved["params"])
+            | {"sizes": split.sizes(), "test_positive_rate": _positive_rate(graph.y, split.test)}
         )
         lr = saved["logreg"]
         lr_logits = _linear(base, lr["coef"], lr["intercept"])
-        logreg_rows.append(
-            {
-                "split": k,
-                "val": scores(graph.y[split.val], lr_logits[split.val]),
-                "test": scores(graph.y[split.test], lr_logits[split.test]),
-                "params": {"C": lr["C"]},
-            }
-        )
+        logreg_rows.append(_split_row(k, graph.y, lr_logits, split, {"C": lr["C"]}))
         mlp_params = Params.from_dict(saved["mlp_params"])
         mlp_logits = predict(_load_state(model_dir, saved["mlp_weights"]), mlp_params, x_base, None)
-        mlp_rows.append(
-            {
-                "split": k,
-                "val": scores(graph.y[split.val], mlp_logits[split.val]),
-                "test": scores(graph.y[split.test], mlp_logits[split.test]),
-                "params": saved["mlp_params"],
-            }
-        )
+        mlp_rows.append(_split_row(k, graph.y, mlp_logits, split, saved["mlp_params"]))
     metrics = _report(
         graph, rows, logreg_rows, mlp_rows, seed=manifest["seed"], grid=manifest["grid"]
     )

@@ -179,8 +179,8 @@ def test_a_rare_blocking_rate_needs_a_big_group_for_a_threshold_of_its_own():
     m = fit_mitigation(y, s, g, threshold=t, attribute="x")
     # 0.1% of 1,000 is one transaction: no threshold can rest on it
     assert set(m.thresholds) == {"big"}
-    assert m.fallback["small"].startswith("1000 honest transactions < 20")
-    assert m.min_negatives >= 20_000
+    assert m.fallback["small"].startswith("1000 honest transactions < 10")
+    assert m.min_negatives >= 10_000
 
 
 def test_mitigation_round_trips_through_json():
