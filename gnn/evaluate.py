@@ -200,14 +200,25 @@ def fairness(
     after = fair.mitigation_report(y, s, groups, mitigation, min_negatives=support)
     if progress:
         progress(f"fairness: mitigated {attribute} on the validation period")
+    gap_before, gap_after = after.gap_change(attribute, "fpr")
+    narrowed = gap_before is not None and gap_after is not None and gap_after < gap_before
+    verdict = (
+        f"the mitigation narrowed the {attribute} false-positive-rate gap on the evaluation "
+        f"period from {gap_before:.4%} to {gap_after:.4%}"
+        if narrowed
+        else f"the mitigation did not narrow the {attribute} false-positive-rate gap on the "
+        f"evaluation period ({gap_before} -> {gap_after}): do not deploy it; see docs/fairness.md"
+    )
     return {
         "model_version": manifest["version"],
         "data_seed": data_seed(data_dir),
         "threshold": threshold,
+        "mitigation_narrowed_gap": narrowed,
+        "verdict": verdict,
         "min_negatives": support,
         "audit": before.to_dict(),
         "mitigated_attribute": attribute,
         "mitigation": mitigation.to_dict(),
         "after": after.to_dict(),
-        "table": before.table() + "\n\n" + after.table(),
+        "table": before.table() + "\n\n" + after.table() + "\n\n" + verdict,
     }

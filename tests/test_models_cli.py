@@ -152,6 +152,8 @@ def test_fairness_reports_groups_and_a_mitigation(
     assert out["mitigated_attribute"] in out["audit"]["attributes"]
     assert out["mitigation"]["attribute"] == out["mitigated_attribute"]
     assert "before" in json.dumps(out["after"])
+    assert isinstance(out["mitigation_narrowed_gap"], bool)
+    assert out["mitigated_attribute"] in out["verdict"]
 
 
 def test_explain_gives_reasons_for_a_transaction(
