@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gnn.model import intra_op_threads
 from gnn.online import DenseInputs
 
 
@@ -45,13 +46,26 @@ class GraphAutoencoder(nn.Module):
         return f"GraphAutoencoder(width={self.width}, code={self.encoder[2].out_features})"
 
     @staticmethod
-    def flatten(inputs: DenseInputs) -> Tensor:
-        """The autoencoder's input: own, entity and neighbour-mean features side by side."""
-        n = len(inputs)
-        ex = inputs.entity_x * inputs.has[:, :, None]
-        nb = inputs.nb_mean * (inputs.nb_count > 0)[:, :, None]
-        flat = np.concatenate([inputs.x, ex.reshape(n, -1), nb.reshape(n, -1)], axis=1)
-        return torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
+    def flatten(inputs: DenseInputs, rows: np.ndarray | None = None) -> Tensor:
+        """The autoencoder's input: own, entity and neighbour-mean features side by side.
+
+        Of ``rows`` only (default: all), built a slice at a time so that a large history is
+        never copied whole.
+        """
+        index = np.arange(len(inputs)) if rows is None else rows
+        f_t = inputs.x.shape[1]
+        s_e = inputs.entity_x.shape[1] * inputs.entity_x.shape[2]
+        j_t = inputs.nb_mean.shape[1] * f_t
+        out = np.empty((len(index), f_t + s_e + j_t), dtype=np.float32)
+        for a in range(0, len(index), 50_000):
+            part = inputs.take(index[a : a + 50_000])
+            k = len(part)
+            out[a : a + k, :f_t] = part.x
+            ex = part.entity_x * part.has[:, :, None]
+            out[a : a + k, f_t : f_t + s_e] = ex.reshape(k, -1)
+            nb = part.nb_mean * (part.nb_count > 0)[:, :, None]
+            out[a : a + k, f_t + s_e :] = nb.reshape(k, -1)
+        return torch.from_numpy(out)
 
     def forward(self, v: Tensor) -> Tensor:
         """Per-row mean squared reconstruction error of flattened inputs ``v``."""
@@ -60,11 +74,20 @@ class GraphAutoencoder(nn.Module):
 
 
 def fit_autoencoder(
-    inputs: DenseInputs, *, seed: int, epochs: int = 6, batch: int = 4096
+    inputs: DenseInputs,
+    *,
+    seed: int,
+    rows: np.ndarray | None = None,
+    epochs: int = 6,
+    batch: int = 4096,
 ) -> GraphAutoencoder:
-    """Train on ``inputs`` (no labels)."""
+    """Train on the ``rows`` of ``inputs`` (default: all), without labels."""
+    with intra_op_threads(1):
+        return _fit(GraphAutoencoder.flatten(inputs, rows), seed, epochs, batch)
+
+
+def _fit(v: Tensor, seed: int, epochs: int, batch: int) -> GraphAutoencoder:
     torch.manual_seed(seed)
-    v = GraphAutoencoder.flatten(inputs)
     model = GraphAutoencoder(v.shape[1])
     model.mean.copy_(v.mean(0))
     model.std.copy_(v.std(0).clamp_min(1e-3))
@@ -83,5 +106,5 @@ def fit_autoencoder(
 
 def autoencoder_scores(model: GraphAutoencoder, inputs: DenseInputs) -> np.ndarray:
     """Reconstruction errors (higher = more unusual)."""
-    with torch.no_grad():
+    with torch.no_grad(), intra_op_threads(1):
         return model(GraphAutoencoder.flatten(inputs)).numpy().astype(np.float64)

@@ -64,7 +64,8 @@ class Prepared:
     typology: np.ndarray  # '' for honest
     ts: np.ndarray
     accounts: np.ndarray
-    history: History
+    events: int = 0
+    rejected: int = 0
     unlabelled: int = 0
     state: FeatureState | None = None
 
@@ -139,7 +140,8 @@ def prepare(history: History, *, progress: Progress = None) -> Prepared:
         typ,
         np.array([r.ts for r in rows]),
         accounts,
-        history,
+        len(history.events),
+        history.rejected,
         unlabelled,
         state,
     )
@@ -457,7 +459,7 @@ def train(
         extras = {
             "tabular": fit_tabular(prep, split, seed),
             "isolation_forest": fit_isolation_forest(prep, split, seed),
-            "graph_autoencoder": fit_autoencoder(prep.inputs.take(split.train), seed=seed),
+            "graph_autoencoder": fit_autoencoder(prep.inputs, rows=split.train, seed=seed),
         }
         for kind, m in extras.items():
             vs = scores_of(kind, m, prep, split.val)
@@ -475,11 +477,11 @@ def train(
         "data": {
             "path": str(data_dir),
             "fingerprint": fp,
-            "events": len(prep.history.events),
+            "events": prep.events,
             "transactions": len(prep.rows),
             "fraud_rate": float(prep.y.mean()) if len(prep.y) else 0.0,
             "unlabelled": prep.unlabelled,
-            "rejected": prep.history.rejected,
+            "rejected": prep.rejected,
         },
         "split": split.to_dict(),
         "withheld_typology": withhold_typology,
