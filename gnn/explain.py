@@ -338,6 +338,10 @@ class Explainer:
             "new_device": lambda: f"a device this account never used ({ents['on']})",
             "new_ip": lambda: f"an IP this account never used ({ents['from']})",
             "tiny_amount": lambda: "a tiny amount, as in card testing",
+            "emulator": lambda: f"device {ents['on']} is an emulator",
+            "foreign_currency": lambda: "a currency this account does not usually pay in",
+            "country_mismatch": lambda: "a merchant country other than the account's usual one",
+            "round_amount": lambda: "a round amount",
             "card_declines": lambda: (
                 f"card {ents['with']} was declined {_count(x[ix['card_declines']])} times"
             ),
