@@ -224,6 +224,37 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Mint gateway tokens, or a new signing key."""
+    from datetime import UTC, datetime
+
+    from serve.settings import Settings
+    from serve.tokens import SigningKeys, TokenError, issue, new_key
+
+    if args.action == "keygen":
+        print(new_key())
+        return 0
+    settings = Settings()
+    if settings.jwt_keys is None:
+        raise ModelUsageError("set RINGFENCE_JWT_KEYS first (`ringfence token keygen` makes one)")
+    try:
+        keys = SigningKeys.parse(settings.jwt_keys.get_secret_value())
+        if not args.client:
+            raise ModelUsageError("--client: required to issue a token")
+        print(
+            issue(
+                keys,
+                client=args.client,
+                scopes=args.scope or ["score"],
+                ttl_s=args.ttl,
+                now=datetime.now(UTC),
+            )
+        )
+    except TokenError as exc:
+        raise ModelUsageError(str(exc)) from None
+    return 0
+
+
 def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
     """Add the model commands to the ``ringfence`` parser (``add`` makes one subcommand)."""
     p = add("train", cmd_train, "Train the fraud model, or a model on your own labelled graph.")
@@ -258,6 +289,12 @@ def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--data", required=True, help="the data folder holding the transaction")
     p.add_argument("--txn", required=True, help="the transaction id")
     p.add_argument("--top", type=int, default=8, help="features and neighbours listed")
+
+    p = add("token", cmd_token, "Issue a gateway's API token, or make a signing key.")
+    p.add_argument("action", choices=("issue", "keygen"))
+    p.add_argument("--client", default=None, help="the gateway's name (the token's subject)")
+    p.add_argument("--scope", action="append", help="score, explain, investigate or admin")
+    p.add_argument("--ttl", type=int, default=30 * 86400, help="seconds the token is valid")
 
     p = add("fairness", cmd_fairness, "Audit blocking across protected groups; mitigate one.")
     p.add_argument("--model", default="models", help="a version folder or a registry")

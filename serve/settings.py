@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     neo4j_password: SecretStr | None = Field(default=None, description="Neo4j password.")
     neo4j_database: str = Field(default="neo4j", description="Neo4j database name.")
 
+    jwt_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys that sign gateway tokens: kid=secret pairs, comma-separated, secrets "
+        "of at least 32 bytes; the first signs, all verify (`ringfence token keygen`).",
+    )
+
     def path(self, *parts: str) -> Path:
         """A path inside the data directory."""
         return self.data_dir.joinpath(*parts)
