@@ -157,7 +157,7 @@ def verify(keys: SigningKeys, token: str, *, scope: str, now: datetime) -> Claim
         raise TokenInvalid(f"token: algorithm {header.get('alg')!r} is not accepted")
     kid = header.get("kid")
     secret = keys.secret(kid) if isinstance(kid, str) else None
-    if secret is None:
+    if secret is None or not isinstance(kid, str):
         raise TokenInvalid(f"token: signed by an unknown or retired key {kid!r}")
     try:
         # the clock is injected: pyjwt would compare times with its own, so they are checked
