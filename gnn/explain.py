@@ -265,7 +265,7 @@ class Explainer:
             data, edges = self.edge_attributions(position)
         neighbours, past = self.neighbour_attributions(data, edges)
         row = self.graph.rows[position]
-        reasons = self.reasons(row, features, neighbours, top=4)
+        reasons = reason_codes(row, features, neighbours, ring_of=self.ring_of, top=4)
         return Explanation(
             row.txn_id,
             score,
@@ -275,135 +275,6 @@ class Explainer:
             reasons,
             seconds=time.perf_counter() - started,
         )
-
-    def reasons(
-        self, row: Any, features: list[dict[str, Any]], neighbours: list[dict[str, Any]], top: int
-    ) -> list[str]:
-        """Plain-language reasons from the strongest positive attributions."""
-        x = row.x
-        ix = TXN_INDEX
-        ents = dict(zip((r for r, _ in RELATIONS), row.entities, strict=True))
-        out: list[str] = []
-        ring = self.ring_of(ents["by"]) if self.ring_of and ents["by"] else None
-
-        def ring_text() -> str:
-            if ring is None:
-                return ""
-            return f" in ring {ring.id} ({ring.typology}, {len(ring.accounts)} accounts)"
-
-        phrases: dict[str, Callable[[], str]] = {
-            "accounts_per_device": lambda: (
-                f"device {ents['on']} is used by {_count(x[ix['accounts_per_device']])} accounts"
-                + ring_text()
-            ),
-            "accounts_per_ip": lambda: (
-                f"IP {ents['from']} is used by {_count(x[ix['accounts_per_ip']])} accounts"
-            ),
-            "accounts_per_phone": lambda: (
-                f"its phone number is shared by {_count(x[ix['accounts_per_phone']])} accounts"
-            ),
-            "accounts_per_email": lambda: (
-                f"its e-mail is shared by {_count(x[ix['accounts_per_email']])} accounts"
-            ),
-            "ring_member": lambda: f"account {ents['by']} is{ring_text() or ' in a ring'}",
-            "ring_risk": lambda: (
-                f"account {ents['by']} is{ring_text() or ' in a ring'} of risk "
-                f"{x[ix['ring_risk']]:.2f}"
-            ),
-            "ring_size": lambda: (
-                f"account {ents['by']} is{ring_text() or ' in a ring'} of "
-                f"{_count(x[ix['ring_size']])} accounts"
-            ),
-            "amount_z": lambda: (
-                f"the amount is {x[ix['amount_z']]:.1f} standard deviations from this "
-                "account's usual"
-            ),
-            "amount_vs_max": lambda: "the amount is above anything this account paid before",
-            "new_payee": lambda: f"first transfer to {ents['to']}",
-            "payee_payers": lambda: (
-                f"payee {ents['to']} was paid by {_count(x[ix['payee_payers']])} accounts"
-            ),
-            "payee_age": lambda: f"payee {ents['to']} is a new account",
-            "received_24h": lambda: "the account received money in the last 24 hours",
-            "recent_password_reset": lambda: "the password was reset shortly before",
-            "recent_contact_change": lambda: "the e-mail, phone or address changed shortly before",
-            "new_device_login": lambda: "a new device logged in shortly before",
-            "failed_logins_24h": lambda: (
-                f"{_count(x[ix['failed_logins_24h']])} failed logins in the last 24 hours"
-            ),
-            "geo_speed": lambda: (
-                f"{_count(x[ix['geo_distance']])} km from the last location at "
-                f"{_count(x[ix['geo_speed']])} km/h"
-            ),
-            "new_device": lambda: f"a device this account never used ({ents['on']})",
-            "new_ip": lambda: f"an IP this account never used ({ents['from']})",
-            "tiny_amount": lambda: "a tiny amount, as in card testing",
-            "emulator": lambda: f"device {ents['on']} is an emulator",
-            "foreign_currency": lambda: "a currency this account does not usually pay in",
-            "country_mismatch": lambda: "a merchant country other than the account's usual one",
-            "round_amount": lambda: "a round amount",
-            "card_declines": lambda: (
-                f"card {ents['with']} was declined {_count(x[ix['card_declines']])} times"
-            ),
-        }
-        words = {w: r for r, w in _REL_WORD.items()}
-
-        def entity_phrase(name: str, value: float) -> str | None:
-            word, _, what = name.partition(".")
-            rel = words.get(word)
-            if rel is None:
-                return None
-            who = f"{word} {ents[rel]}"
-            if what.startswith("history_"):
-                how = _HISTORY_WORD[what[len("history_") :]]
-                return f"the {round(value)} earlier transactions {how} {who} raise the score"
-            if what == "accounts":
-                return f"{who} is linked to {_count(value)} accounts"
-            if what == "signal":
-                if word == "device":
-                    return f"{who} is an emulator"
-                ring_of = self.ring_of(ents[rel]) if self.ring_of else None
-                if ring_of is not None:
-                    return (
-                        f"{who} is in ring {ring_of.id} ({ring_of.typology}, "
-                        f"{len(ring_of.accounts)} accounts, risk {value:.2f})"
-                    )
-                return f"{who} was in a ring of risk {value:.2f}"
-            if what == "age":
-                return f"{who} was first seen {_count(value)} days before"
-            if what == "events":
-                return f"{who} was seen {_count(value)} times before"
-            if what == "failure_rate":
-                return f"{value:.0%} of {who}'s earlier transactions failed"
-            if what == "mean_amount":
-                return f"{who}'s earlier amounts average {_count(value)}"
-            return None
-
-        for f in features:
-            if len(out) >= top or f["attribution"] <= 0:
-                continue
-            name = f["feature"]
-            if "." in name:
-                text = entity_phrase(name, f["value"])
-                if text is not None and text not in out:
-                    out.append(text)
-                continue
-            say = phrases.get(name)
-            if say is None and "_count_" in name:
-                kind, _, window = name.split("_")
-                say = lambda k=kind, w=window, n=name: (  # noqa: E731
-                    f"{_count(x[ix[n]])} earlier transactions on this {k} in {w}"
-                )
-            text = say() if say is not None else f"{name} = {f['value']:.3g}"
-            if text not in out:
-                out.append(text)
-        for n in neighbours[:2]:
-            if n["attribution"] > 0 and len(out) < top + 2:
-                out.append(
-                    f"{n['kind']} {n['id']} and its {n['history']} earlier transactions "
-                    "pushed the score up"
-                )
-        return out
 
 
 def _score_without(
@@ -460,3 +331,145 @@ def faithfulness(
         "mean_drop_random": float(np.mean(random_drops)) if n else None,
         "top_beats_random": int(sum(t > r for t, r in zip(top_drops, random_drops, strict=True))),
     }
+
+
+def reason_codes(
+    row: Any,
+    features: list[dict[str, Any]],
+    neighbours: list[dict[str, Any]],
+    *,
+    ring_of: Callable[[str], Any] | None = None,
+    top: int = 4,
+) -> list[str]:
+    """Plain-language reasons from the strongest positive attributions of one transaction.
+
+    Args:
+        row: the transaction's feature row (:class:`gnn.features.TxnRow`).
+        features: attributions as :meth:`Explainer.feature_attributions` lists them, strongest
+            first (``feature``, ``value``, ``attribution``).
+        neighbours: entity attributions (may be empty).
+        ring_of: an account's ring, for naming it.
+        top: how many feature reasons at most (two neighbour reasons may follow).
+    """
+    x = row.x
+    ix = TXN_INDEX
+    ents = dict(zip((r for r, _ in RELATIONS), row.entities, strict=True))
+    out: list[str] = []
+    ring = ring_of(ents["by"]) if ring_of and ents["by"] else None
+
+    def ring_text() -> str:
+        if ring is None:
+            return ""
+        return f" in ring {ring.id} ({ring.typology}, {len(ring.accounts)} accounts)"
+
+    phrases: dict[str, Callable[[], str]] = {
+        "accounts_per_device": lambda: (
+            f"device {ents['on']} is used by {_count(x[ix['accounts_per_device']])} accounts"
+            + ring_text()
+        ),
+        "accounts_per_ip": lambda: (
+            f"IP {ents['from']} is used by {_count(x[ix['accounts_per_ip']])} accounts"
+        ),
+        "accounts_per_phone": lambda: (
+            f"its phone number is shared by {_count(x[ix['accounts_per_phone']])} accounts"
+        ),
+        "accounts_per_email": lambda: (
+            f"its e-mail is shared by {_count(x[ix['accounts_per_email']])} accounts"
+        ),
+        "ring_member": lambda: f"account {ents['by']} is{ring_text() or ' in a ring'}",
+        "ring_risk": lambda: (
+            f"account {ents['by']} is{ring_text() or ' in a ring'} of risk {x[ix['ring_risk']]:.2f}"
+        ),
+        "ring_size": lambda: (
+            f"account {ents['by']} is{ring_text() or ' in a ring'} of "
+            f"{_count(x[ix['ring_size']])} accounts"
+        ),
+        "amount_z": lambda: (
+            f"the amount is {x[ix['amount_z']]:.1f} standard deviations from this account's usual"
+        ),
+        "amount_vs_max": lambda: "the amount is above anything this account paid before",
+        "new_payee": lambda: f"first transfer to {ents['to']}",
+        "payee_payers": lambda: (
+            f"payee {ents['to']} was paid by {_count(x[ix['payee_payers']])} accounts"
+        ),
+        "payee_age": lambda: f"payee {ents['to']} is a new account",
+        "received_24h": lambda: "the account received money in the last 24 hours",
+        "recent_password_reset": lambda: "the password was reset shortly before",
+        "recent_contact_change": lambda: "the e-mail, phone or address changed shortly before",
+        "new_device_login": lambda: "a new device logged in shortly before",
+        "failed_logins_24h": lambda: (
+            f"{_count(x[ix['failed_logins_24h']])} failed logins in the last 24 hours"
+        ),
+        "geo_speed": lambda: (
+            f"{_count(x[ix['geo_distance']])} km from the last location at "
+            f"{_count(x[ix['geo_speed']])} km/h"
+        ),
+        "new_device": lambda: f"a device this account never used ({ents['on']})",
+        "new_ip": lambda: f"an IP this account never used ({ents['from']})",
+        "tiny_amount": lambda: "a tiny amount, as in card testing",
+        "emulator": lambda: f"device {ents['on']} is an emulator",
+        "foreign_currency": lambda: "a currency this account does not usually pay in",
+        "country_mismatch": lambda: "a merchant country other than the account's usual one",
+        "round_amount": lambda: "a round amount",
+        "card_declines": lambda: (
+            f"card {ents['with']} was declined {_count(x[ix['card_declines']])} times"
+        ),
+    }
+    words = {w: r for r, w in _REL_WORD.items()}
+
+    def entity_phrase(name: str, value: float) -> str | None:
+        word, _, what = name.partition(".")
+        rel = words.get(word)
+        if rel is None:
+            return None
+        who = f"{word} {ents[rel]}"
+        if what.startswith("history_"):
+            how = _HISTORY_WORD[what[len("history_") :]]
+            return f"the {round(value)} earlier transactions {how} {who} raise the score"
+        if what == "accounts":
+            return f"{who} is linked to {_count(value)} accounts"
+        if what == "signal":
+            if word == "device":
+                return f"{who} is an emulator"
+            found = ring_of(ents[rel]) if ring_of else None
+            if found is not None:
+                return (
+                    f"{who} is in ring {found.id} ({found.typology}, "
+                    f"{len(found.accounts)} accounts, risk {value:.2f})"
+                )
+            return f"{who} was in a ring of risk {value:.2f}"
+        if what == "age":
+            return f"{who} was first seen {_count(value)} days before"
+        if what == "events":
+            return f"{who} was seen {_count(value)} times before"
+        if what == "failure_rate":
+            return f"{value:.0%} of {who}'s earlier transactions failed"
+        if what == "mean_amount":
+            return f"{who}'s earlier amounts average {_count(value)}"
+        return None
+
+    for f in features:
+        if len(out) >= top or f["attribution"] <= 0:
+            continue
+        name = f["feature"]
+        if "." in name:
+            text = entity_phrase(name, f["value"])
+            if text is not None and text not in out:
+                out.append(text)
+            continue
+        say = phrases.get(name)
+        if say is None and "_count_" in name:
+            kind, _, window = name.split("_")
+            say = lambda k=kind, w=window, n=name: (  # noqa: E731
+                f"{_count(x[ix[n]])} earlier transactions on this {k} in {w}"
+            )
+        text = say() if say is not None else f"{name} = {f['value']:.3g}"
+        if text not in out:
+            out.append(text)
+    for n in neighbours[:2]:
+        if n["attribution"] > 0 and len(out) < top + 2:
+            out.append(
+                f"{n['kind']} {n['id']} and its {n['history']} earlier transactions "
+                "pushed the score up"
+            )
+    return out
