@@ -255,6 +255,29 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the scoring API on embedded defaults with the latest model."""
+    import uvicorn
+
+    from gnn import registry
+    from serve.api import create_app
+    from serve.pipeline import ScoringPipeline
+    from serve.settings import Settings
+    from serve.tokens import SigningKeys, TokenError
+
+    settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
+    if settings.jwt_keys is None:
+        raise ModelUsageError("set RINGFENCE_JWT_KEYS first (`ringfence token keygen` makes one)")
+    try:
+        keys = SigningKeys.parse(settings.jwt_keys.get_secret_value())
+    except TokenError as exc:
+        raise ModelUsageError(str(exc)) from None
+    model, manifest = registry.load(args.model or settings.path("models"))
+    app = create_app(ScoringPipeline(model, manifest), keys)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
     """Add the model commands to the ``ringfence`` parser (``add`` makes one subcommand)."""
     p = add("train", cmd_train, "Train the fraud model, or a model on your own labelled graph.")
@@ -289,6 +312,11 @@ def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--data", required=True, help="the data folder holding the transaction")
     p.add_argument("--txn", required=True, help="the transaction id")
     p.add_argument("--top", type=int, default=8, help="features and neighbours listed")
+
+    p = add("serve", cmd_serve, "Start the scoring API (embedded defaults, the latest model).")
+    p.add_argument("--model", default=None, help="a version folder or registry (data-dir/models)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
 
     p = add("token", cmd_token, "Issue a gateway's API token, or make a signing key.")
     p.add_argument("action", choices=("issue", "keygen"))

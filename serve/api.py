@@ -1,0 +1,233 @@
+"""The HTTP API (FastAPI): gateways score transactions before they authorise them.
+
+``POST /v1/score`` takes one canonical transaction (the JSON of ``docs/events.md``),
+``POST /v1/score/batch`` up to 1,000 (``{"transactions": [...]}``); both answer with the score,
+the decision (``approve``, ``review``, ``block``), reasons, the model version, the account's
+ring if any, and the server's latency. Callers authenticate with a bearer token carrying the
+``score`` scope (:mod:`serve.tokens`): missing or invalid 401, wrong scope 403.
+
+Bad input is answered 422 with every field error in one format, and nothing of it reaches the
+state; a batch is all or nothing. Bodies above :data:`MAX_BODY_BYTES` get 413. Errors share one
+shape: ``{"error": {"code", "message", "fields": [{"index", "field", "reason"}]}}``.
+
+``GET /health`` (the process is up), ``GET /ready`` (a model is loaded), ``GET /metrics``
+(Prometheus: request latency histograms, decisions by type, the model version).
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the routes' annotations, and the
+# dependency aliases are local to create_app
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+from ingest.errors import RecordRejected
+from ingest.validate import Validator
+from serve.pipeline import ScoringPipeline
+from serve.tokens import Claims, ScopeMissing, SigningKeys, TokenInvalid, verify
+
+MAX_BATCH: Final = 1000
+MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+
+
+class ApiError(Exception):
+    """An error answered with :func:`error_response`."""
+
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or []
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """The one error shape."""
+    body: dict[str, Any] = {"error": {"code": exc.code, "message": exc.message}}
+    if exc.fields:
+        body["error"]["fields"] = exc.fields
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+class Metrics:
+    """The API's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self, model_version: str) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "ringfence_request_seconds",
+            "Server time per request",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+        self.decisions = Counter(
+            "ringfence_decisions", "Decisions by type", ["decision"], registry=self.registry
+        )
+        info = Counter(
+            "ringfence_model_info", "The model serving", ["model_version"], registry=self.registry
+        )
+        info.labels(model_version=model_version).inc(0)
+
+
+def create_app(
+    pipeline: ScoringPipeline,
+    keys: SigningKeys,
+    *,
+    validator: Validator | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    """The API around a scoring pipeline; requests are verified against ``keys``."""
+    validate = (validator or Validator()).validate
+    metrics = Metrics(pipeline.version)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="Ringfence",
+        summary="Fraud and fraud-ring scoring for payment gateways.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(ApiError, lambda _req, exc: error_response(exc))  # type: ignore[arg-type, return-value]
+
+    def caller(request: Request) -> Claims:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthenticated", "a bearer token is required")
+        try:
+            return verify(keys, token.strip(), scope="score", now=now())
+        except TokenInvalid as exc:
+            raise ApiError(401, "unauthenticated", str(exc)) from None
+        except ScopeMissing as exc:
+            raise ApiError(403, "forbidden", str(exc)) from None
+
+    Caller = Annotated[Claims, Depends(caller)]
+
+    async def body_of(request: Request) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise ApiError(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(
+                422, "invalid", "the body is not JSON", [{"field": "(body)", "reason": str(exc)}]
+            ) from None
+
+    def transaction(record: Any, index: int | None) -> Any:
+        where = {} if index is None else {"index": index}
+        if not isinstance(record, dict):
+            raise ApiError(
+                422,
+                "invalid",
+                "a transaction must be a JSON object",
+                [where | {"field": "(record)", "reason": "not an object"}],
+            )
+        record.setdefault("event_type", "transaction")
+        if record["event_type"] != "transaction":
+            raise ApiError(
+                422,
+                "invalid",
+                "only transactions are scored",
+                [where | {"field": "event_type", "reason": "must be 'transaction'"}],
+            )
+        try:
+            return validate(record)
+        except RecordRejected as exc:
+            raise ApiError(
+                422,
+                "invalid",
+                "the transaction is invalid",
+                [where | {"field": e.field, "reason": e.reason} for e in exc.errors],
+            ) from None
+
+    def answer(decisions: list[Any], started: float) -> list[dict[str, Any]]:
+        latency_ms = (time.perf_counter() - started) * 1e3
+        out = []
+        for d in decisions:
+            metrics.decisions.labels(decision=d.decision).inc()
+            body = d.to_dict()
+            body["ruleset_version"] = None
+            body["latency_ms"] = round(latency_ms, 3)
+            out.append(body)
+        return out
+
+    @app.post("/v1/score")
+    async def score(request: Request, who: Caller) -> dict[str, Any]:
+        """Score one transaction."""
+        started = time.perf_counter()
+        event = transaction(await body_of(request), None)
+        result = answer(pipeline.process([event]), started)[0]
+        metrics.latency.labels(route="score").observe(time.perf_counter() - started)
+        return result
+
+    @app.post("/v1/score/batch")
+    async def score_batch(request: Request, who: Caller) -> dict[str, Any]:
+        """Score up to 1,000 transactions, in order; all or nothing."""
+        started = time.perf_counter()
+        body = await body_of(request)
+        items = body.get("transactions") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise ApiError(
+                422,
+                "invalid",
+                'expected {"transactions": [...]}',
+                [{"field": "transactions", "reason": "missing or not a list"}],
+            )
+        if not 0 < len(items) <= MAX_BATCH:
+            raise ApiError(
+                422,
+                "invalid",
+                f"a batch holds 1 to {MAX_BATCH} transactions",
+                [{"field": "transactions", "reason": f"{len(items)} given"}],
+            )
+        events, problems = [], []
+        for i, record in enumerate(items):
+            try:
+                events.append(transaction(record, i))
+            except ApiError as exc:
+                problems += exc.fields
+        if problems:
+            raise ApiError(422, "invalid", "some transactions are invalid", problems)
+        results = answer(pipeline.process(events), started)
+        metrics.latency.labels(route="score_batch").observe(time.perf_counter() - started)
+        return {"results": results}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> dict[str, Any]:
+        """A model is loaded and scoring."""
+        return {"status": "ready", "model_version": pipeline.version}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,187 @@
+"""The scoring API over real HTTP: a uvicorn server in a thread, urllib as the gateway."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pytest
+import uvicorn
+
+from gnn import registry
+from gnn.data import load_history
+from gnn.train import TrainConfig, train
+from ingest.events import encode_event
+from ingest.generator import PROFILES, generate
+from serve.api import MAX_BODY_BYTES, create_app
+from serve.pipeline import ScoringPipeline
+from serve.tokens import SigningKeys, issue
+
+KEYS = SigningKeys.parse("k1=" + "q" * 40)
+
+
+@pytest.fixture(scope="module")
+def history_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    data = tmp_path_factory.mktemp("api-data")
+    generate(data, seed=8, start=date(2026, 10, 1), **PROFILES["small"])
+    models = tmp_path_factory.mktemp("api-models")
+    folder = train(data, models, seed=0, config=TrainConfig(epochs=2), baselines=False)
+    return load_history(data), registry.load(folder)
+
+
+@pytest.fixture(scope="module")
+def server(history_and_model: tuple) -> Iterator[tuple[str, ScoringPipeline]]:
+    _, (model, manifest) = history_and_model
+    pipeline = ScoringPipeline(model, manifest)
+    app = create_app(pipeline, KEYS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", pipeline
+    srv.should_exit = True
+    thread.join(10)
+
+
+def token(scopes: list[str]) -> str:
+    return issue(KEYS, client="gw_test", scopes=scopes, ttl_s=600, now=datetime.now(UTC))
+
+
+def call(url: str, path: str, body: object = None, auth: str | None = None) -> tuple[int, dict]:
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    req = urllib.request.Request(url + path, data=data, method="POST" if data else "GET")
+    req.add_header("content-type", "application/json")
+    if auth:
+        req.add_header("authorization", f"Bearer {auth}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw[:1] in (b"{", b"[") else {"text": raw}
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def transactions(history_and_model: tuple) -> list[dict]:
+    history, _ = history_and_model
+    return [json.loads(encode_event(e)) for e in history.events if e.event_type == "transaction"]
+
+
+def test_scoring_needs_a_token_with_the_score_scope(server: tuple, history_and_model) -> None:
+    url, _ = server
+    txn = transactions(history_and_model)[0]
+    status, body = call(url, "/v1/score", txn)
+    assert status == 401
+    assert body["error"]["code"] == "unauthenticated"
+    status, body = call(url, "/v1/score", txn, auth="garbage")
+    assert status == 401
+    status, body = call(url, "/v1/score", txn, auth=token(["explain"]))
+    assert status == 403
+    assert "score" in body["error"]["message"]
+
+
+def test_a_transaction_is_scored_once_and_a_retry_gets_the_same_answer(
+    server: tuple, history_and_model: tuple
+) -> None:
+    url, pipeline = server
+    auth = token(["score"])
+    txns = transactions(history_and_model)
+    status, first = call(url, "/v1/score", txns[1], auth=auth)
+    assert status == 200
+    assert first["txn_id"] == txns[1]["txn_id"]
+    assert first["decision"] in ("approve", "review", "block")
+    assert 0 <= first["score"] <= 1
+    assert first["model_version"] == pipeline.version
+    assert first["latency_ms"] > 0
+    seen = pipeline.stats.transactions
+    status, again = call(url, "/v1/score", txns[1], auth=auth)
+    assert status == 200
+    assert again["replayed"] is True
+    assert again["score"] == first["score"]
+    assert pipeline.stats.transactions == seen  # the state did not move
+
+
+def test_bad_input_names_the_field_and_changes_nothing(
+    server: tuple, history_and_model: tuple
+) -> None:
+    url, pipeline = server
+    auth = token(["score"])
+    txns = transactions(history_and_model)
+    bad = dict(txns[2], amount="-5", currency="XXX")
+    events_before = pipeline.stats.events
+    status, body = call(url, "/v1/score", bad, auth=auth)
+    assert status == 422
+    fields = {f["field"] for f in body["error"]["fields"]}
+    assert {"amount", "currency"} <= fields
+    status, body = call(url, "/v1/score", b"{not json", auth=auth)
+    assert status == 422
+    # a batch is all or nothing
+    batch = {"transactions": [txns[3], bad, txns[4]]}
+    status, body = call(url, "/v1/score/batch", batch, auth=auth)
+    assert status == 422
+    assert {f["index"] for f in body["error"]["fields"]} == {1}
+    assert pipeline.stats.events == events_before
+    status, body = call(url, "/v1/score/batch", {"transactions": [txns[3], txns[4]]}, auth=auth)
+    assert status == 200
+    assert [r["txn_id"] for r in body["results"]] == [txns[3]["txn_id"], txns[4]["txn_id"]]
+    assert not any(r["replayed"] for r in body["results"])
+    # an oversized body is refused from its declared length, before it is read
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest("POST", "/v1/score/batch")
+    conn.putheader("authorization", f"Bearer {auth}")
+    conn.putheader("content-type", "application/json")
+    conn.putheader("content-length", str(MAX_BODY_BYTES + 1))
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert resp.status == 413
+    assert json.loads(resp.read())["error"]["code"] == "too_large"
+    conn.close()
+
+
+def test_health_readiness_and_metrics(server: tuple) -> None:
+    url, pipeline = server
+    assert call(url, "/health") == (200, {"status": "ok"})
+    status, body = call(url, "/ready")
+    assert status == 200
+    assert body["model_version"] == pipeline.version
+    status, body = call(url, "/metrics")
+    assert status == 200
+    assert b"ringfence_request_seconds" in body["text"]
+
+
+def test_the_api_decides_like_the_offline_scorer(history_and_model: tuple) -> None:
+    from gnn.scoring import Scorer
+
+    history, (model, manifest) = history_and_model
+    pipeline = ScoringPipeline(model, manifest)
+    events = history.events
+    got = []
+    for k in range(0, len(events), 97):  # uneven micro-batches
+        got += pipeline.process(events[k : k + 97])
+    offline = list(Scorer.from_manifest(model, manifest).score_events(events))
+    assert [d.txn_id for d in got] == [s.txn_id for s in offline]
+    assert max(abs(d.score - s.score) for d, s in zip(got, offline, strict=True)) < 1e-6
+    # decisions agree, except where a score sits within float noise of a threshold (the
+    # thresholds are validation scores, so one of these rows may sit exactly on one)
+    cut = (pipeline.block, pipeline.review)
+    for d, s in zip(got, offline, strict=True):
+        if min(abs(d.score - c) for c in cut) > 1e-6:
+            assert d.decision == s.decision
+    flagged = [d for d in got if d.decision != "approve"]
+    assert flagged
+    assert all(d.reasons for d in flagged)
