@@ -1,0 +1,69 @@
+"""Evaluating rules: every rule ends as an ``Outcome``, never an exception.
+
+The result is ``hit``, ``no_hit`` or ``error``, with the evaluation trace kept for investigators.
+
+>>> from rules.ruleset import Rule
+>>> rule = Rule("big_cnp", 'txn.channel == "card_not_present" and txn.amount > 1000', "review")
+>>> evaluate(rule, {"txn": {"channel": "card_not_present", "amount": 2500}}).result
+'hit'
+>>> outcome = evaluate(rule, {"txn": {"channel": "card_not_present"}})
+>>> outcome.result, outcome.error, outcome.missing
+('error', 'missing field txn.amount', 'txn.amount')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rules.lang import Context
+from rules.operators import type_name
+from rules.ruleset import Rule
+
+Result = Literal["hit", "no_hit", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one rule gave on one context.
+
+    Args:
+        rule_id: the rule.
+        result: ``hit``, ``no_hit`` or ``error``.
+        trace: each field read, call and operator with its value, in evaluation order (up to the
+            fault, for an error), as ``text -> value`` lines.
+        error: why the rule could not be decided, for an ``error``.
+        missing: the missing field's path, when that was the fault.
+    """
+
+    rule_id: str
+    result: Result
+    trace: tuple[str, ...]
+    error: str | None = None
+    missing: str | None = None
+
+    @property
+    def hit(self) -> bool:
+        """Whether the rule hit."""
+        return self.result == "hit"
+
+
+def evaluate(rule: Rule, context: Context | Mapping[str, Any]) -> Outcome:
+    """Evaluate ``rule`` on ``context``. Never raises: data faults give an ``error`` outcome."""
+    evaluation = rule.expression.evaluate(context)
+    trace = tuple(evaluation.trace)
+    if evaluation.error is not None:
+        return Outcome(rule.id, "error", trace, evaluation.error, evaluation.path)
+    value = evaluation.value
+    if type(value) is not bool:
+        message = f"condition gave a {type_name(value)}, expected a boolean"
+        return Outcome(rule.id, "error", trace, message)
+    return Outcome(rule.id, "hit" if value else "no_hit", trace)
+
+
+def evaluate_all(rules: Iterable[Rule], context: Context | Mapping[str, Any]) -> list[Outcome]:
+    """Evaluate every rule on the same context, in order."""
+    if not isinstance(context, Context):
+        context = Context(context)
+    return [evaluate(rule, context) for rule in rules]

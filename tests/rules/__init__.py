@@ -1,0 +1,1 @@
+"""Tests of the rule language, rule sets, detectors and the decision policy."""
