@@ -169,7 +169,6 @@ def create_app(
         for d in decisions:
             metrics.decisions.labels(decision=d.decision).inc()
             body = d.to_dict()
-            body["ruleset_version"] = None
             body["latency_ms"] = round(latency_ms, 3)
             out.append(body)
         return out

@@ -17,11 +17,14 @@ full Captum explanation is served on demand).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -31,6 +34,7 @@ from gnn.explain import reason_codes
 from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, FeatureState, TxnRow
 from gnn.model import NEIGHBOUR_SLOTS, FraudSAGE, intra_op_threads
 from gnn.online import OnlineState
+from rules import Context, PolicyConfig, RuleSet, decide
 
 _WORD = {
     "by": "account",
@@ -54,6 +58,8 @@ class Decision:
     model_version: str
     ring_id: str | None = None
     replayed: bool = False
+    ruleset_version: str | None = None
+    rule_outcomes: tuple[Any, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -66,6 +72,12 @@ class Decision:
             "model_version": self.model_version,
             "ring_id": self.ring_id,
             "replayed": self.replayed,
+            "ruleset_version": self.ruleset_version,
+            "rules": [
+                {"rule_id": o.rule_id, "result": o.result, "error": o.error}
+                for o in self.rule_outcomes
+                if o.result != "no_hit"
+            ],
         }
 
 
@@ -96,6 +108,9 @@ class ScoringPipeline:
         *,
         remember: int = 1_000_000,
         clock: Callable[[], float] = time.perf_counter,
+        ruleset: RuleSet | None = None,
+        lists: Mapping[str, Collection[Any]] | None = None,
+        policy: PolicyConfig | None = None,
     ) -> None:
         self.model = model.eval()
         self.version = str(manifest["version"])
@@ -109,11 +124,17 @@ class ScoringPipeline:
         self._remember = remember
         self._lock = threading.Lock()
         self._clock = clock
+        self.ruleset = ruleset
+        self.lists = dict(lists or {})
+        self.policy = policy or PolicyConfig(
+            block_threshold=self.block, review_threshold=min(self.review, self.block)
+        )
 
     def process(self, events: Sequence[Any]) -> list[Decision]:
         """Fold ``events`` in (in order) and decide each transaction among them."""
         with self._lock:
             rows: list[TxnRow] = []
+            txns: list[Any] = []
             nbs: list[tuple[np.ndarray, np.ndarray]] = []
             order: list[tuple[str, int | Decision]] = []
             in_batch: dict[str, int] = {}
@@ -138,7 +159,8 @@ class ScoringPipeline:
                 in_batch[row.txn_id] = len(rows)
                 order.append((row.txn_id, len(rows)))
                 rows.append(row)
-            fresh = self._decide(rows, nbs) if rows else []
+                txns.append(event)
+            fresh = self._decide(rows, txns, nbs) if rows else []
             out: list[Decision] = []
             for txn_id, got in order:
                 if isinstance(got, Decision):
@@ -162,7 +184,7 @@ class ScoringPipeline:
             return self._decided.get(txn_id)
 
     def _decide(
-        self, rows: list[TxnRow], nbs: list[tuple[np.ndarray, np.ndarray]]
+        self, rows: list[TxnRow], txns: list[Any], nbs: list[tuple[np.ndarray, np.ndarray]]
     ) -> list[Decision]:
         x = torch.from_numpy(np.stack([r.x for r in rows]))
         ex = torch.from_numpy(np.stack([r.entity_x for r in rows]))
@@ -177,21 +199,34 @@ class ScoringPipeline:
         out = []
         for i, (row, s) in enumerate(zip(rows, scores, strict=True)):
             action = "block" if s >= self.block else "review" if s >= self.review else "approve"
+            decided_by = "model"
             reasons: tuple[str, ...] = ()
             if i in attributions:
                 reasons = tuple(
                     reason_codes(row, attributions[i], [], ring_of=self.features.ring_of)
                 )
             ring = self.features.ring_of(row.entities[0]) if row.entities[0] else None
+            ruleset_version = None
+            outcomes: tuple[Any, ...] = ()
+            if self.ruleset is not None:
+                ctx = Context(rule_context(txns[i], row, s, ring), lists=self.lists)
+                verdict = decide(s, ctx, self.ruleset, self.policy)
+                action, decided_by = verdict.action, verdict.decided_by
+                if decided_by != "model":
+                    reasons = (*verdict.reasons, *reasons)
+                ruleset_version = verdict.ruleset_version
+                outcomes = verdict.outcomes
             out.append(
                 Decision(
                     row.txn_id,
                     s,
                     action,
                     reasons,
-                    "model",
+                    decided_by,
                     self.version,
                     ring.id if ring is not None else None,
+                    ruleset_version=ruleset_version,
+                    rule_outcomes=outcomes,
                 )
             )
         return out
@@ -242,6 +277,29 @@ class ScoringPipeline:
 
 
 def _replay(d: Decision) -> Decision:
-    return Decision(
-        d.txn_id, d.score, d.decision, d.reasons, d.decided_by, d.model_version, d.ring_id, True
-    )
+    return dataclasses.replace(d, replayed=True)
+
+
+def rule_context(event: Any, row: TxnRow, score: float, ring: Any) -> dict[str, Any]:
+    """What rules see of a transaction: its fields, its features, the score and graph facts.
+
+    ``features`` holds the model's inputs as they are (counts as log1p); ``graph`` holds the
+    facts in plain units: accounts per device, IP, card, phone and e-mail, and the account's
+    ring.
+    """
+    txn = {
+        name: (float(v) if isinstance(v, Decimal) else v)
+        for name in event.__struct_fields__
+        if name != "extra" and (v := getattr(event, name)) is not None
+    }
+    txn["timestamp"] = event.timestamp.timestamp()
+    features = dict(zip(TXN_FEATURES, row.x.tolist(), strict=True))
+    graph: dict[str, Any] = {
+        f"accounts_per_{k}": round(math.expm1(features[f"accounts_per_{k}"]))
+        for k in ("device", "ip", "card", "phone", "email")
+    }
+    graph["ring_id"] = ring.id if ring is not None else None
+    graph["ring_risk"] = float(ring.risk) if ring is not None else 0.0
+    graph["ring_size"] = len(ring.accounts) if ring is not None else 0
+    graph["ring_typology"] = ring.typology if ring is not None else None
+    return {"txn": txn, "features": features, "score": score, "graph": graph}

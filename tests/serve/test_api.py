@@ -185,3 +185,48 @@ def test_the_api_decides_like_the_offline_scorer(history_and_model: tuple) -> No
     flagged = [d for d in got if d.decision != "approve"]
     assert flagged
     assert all(d.reasons for d in flagged)
+
+
+def test_rules_decide_beside_the_model_and_never_break_a_request(
+    history_and_model: tuple,
+) -> None:
+    from rules import ruleset_from_yaml
+
+    history, (model, manifest) = history_and_model
+    rules = ruleset_from_yaml(
+        """
+version: "7"
+rules:
+  - id: big_transfer
+    description: large transfers are reviewed
+    when: txn.channel == "transfer" and txn.amount > 500
+    action: review
+    priority: 10
+  - id: listed_merchant
+    description: merchants on the watch list are blocked
+    when: list("watch_merchants").contains(txn.merchant_id)
+    action: block
+    priority: 20
+  - id: broken
+    description: reads a field transactions do not have
+    when: txn.no_such_field > 1
+    action: block
+"""
+    )
+    txns = [e for e in history.events if e.event_type == "transaction"]
+    watched = next(t.merchant_id for t in txns if t.merchant_id)
+    pipeline = ScoringPipeline(model, manifest, ruleset=rules, lists={"watch_merchants": {watched}})
+    decisions = pipeline.process(history.events)
+    by_id = {d.txn_id: d for d in decisions}
+    for t in txns:
+        d = by_id[t.txn_id]
+        assert d.ruleset_version == "7"
+        assert any(o.rule_id == "broken" and o.result == "error" for o in d.rule_outcomes)
+        if t.merchant_id == watched:
+            assert (d.decision, d.decided_by) == ("block", "rule:listed_merchant")
+        elif t.channel == "transfer" and float(t.amount) > 500 and d.decided_by.startswith("rule"):
+            assert d.decision in ("review", "block")
+    assert any(d.decided_by == "rule:big_transfer" for d in decisions)
+    body = by_id[txns[0].txn_id].to_dict()
+    assert body["ruleset_version"] == "7"
+    assert {r["rule_id"] for r in body["rules"]} >= {"broken"}
