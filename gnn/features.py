@@ -349,6 +349,10 @@ class FeatureState:
         """The ring the detector currently puts ``account_id`` in (None without one)."""
         return self._detector.ring_of(account_id) if self._detector is not None else None
 
+    def ring(self, ring_id: str) -> Any:
+        """A ring by id (None without the detector or such a ring)."""
+        return self._detector.ring(ring_id) if self._detector is not None else None
+
     def flush_rings(self) -> None:
         """Give the ring detector the edges seen since its last update."""
         if self._detector is not None and self._pending:

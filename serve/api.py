@@ -35,6 +35,7 @@ from prometheus_client import (
 
 from ingest.errors import RecordRejected
 from ingest.validate import Validator
+from serve.enforcement import BlockList, EnforcementError
 from serve.pipeline import ScoringPipeline
 from serve.tokens import Claims, ScopeMissing, SigningKeys, TokenInvalid, verify
 
@@ -108,19 +109,26 @@ def create_app(
     )
     app.add_exception_handler(ApiError, lambda _req, exc: error_response(exc))  # type: ignore[arg-type, return-value]
 
-    def caller(request: Request) -> Claims:
+    def authorise(request: Request, scope: str) -> Claims:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthenticated", "a bearer token is required")
         try:
-            return verify(keys, token.strip(), scope="score", now=now())
+            return verify(keys, token.strip(), scope=scope, now=now())
         except TokenInvalid as exc:
             raise ApiError(401, "unauthenticated", str(exc)) from None
         except ScopeMissing as exc:
             raise ApiError(403, "forbidden", str(exc)) from None
 
+    def caller(request: Request) -> Claims:
+        return authorise(request, "score")
+
+    def investigator(request: Request) -> Claims:
+        return authorise(request, "investigate")
+
     Caller = Annotated[Claims, Depends(caller)]
+    Investigator = Annotated[Claims, Depends(investigator)]
 
     async def body_of(request: Request) -> Any:
         length = request.headers.get("content-length")
@@ -213,6 +221,57 @@ def create_app(
         results = answer(pipeline.process(events), started)
         metrics.latency.labels(route="score_batch").observe(time.perf_counter() - started)
         return {"results": results}
+
+    @app.post("/v1/challenges/{challenge_id}/verify")
+    async def verify_challenge(challenge_id: str, request: Request, who: Caller) -> dict[str, Any]:
+        """Complete a step-up challenge with the customer's TOTP code."""
+        if pipeline.challenges is None:
+            raise ApiError(404, "not_found", "step-up challenges are not enabled")
+        body = await body_of(request)
+        code = body.get("code") if isinstance(body, dict) else None
+        if not isinstance(code, str) or not code.strip():
+            raise ApiError(
+                422, "invalid", "a code is required", [{"field": "code", "reason": "missing"}]
+            )
+        try:
+            ch = pipeline.challenges.verify(challenge_id, code.strip())
+        except EnforcementError as exc:
+            status = 404 if "unknown" in str(exc) else 409
+            raise ApiError(status, "challenge", str(exc)) from None
+        return {
+            "challenge_id": ch.id,
+            "txn_id": ch.txn_id,
+            "passed": ch.passed,
+            "attempts": ch.attempts,
+        }
+
+    def block_list() -> BlockList:
+        if pipeline.blocks is None:
+            raise ApiError(404, "not_found", "the block list is not enabled")
+        return pipeline.blocks
+
+    @app.get("/v1/blocks")
+    async def blocks(who: Investigator) -> dict[str, Any]:
+        """Active blocks, newest first."""
+        return {"blocks": [b.to_dict() for b in block_list().active()]}
+
+    @app.post("/v1/blocks/{kind}/{entity_id}/lift")
+    async def lift(kind: str, entity_id: str, who: Investigator) -> dict[str, Any]:
+        """Lift a block (audited with the investigator's identity)."""
+        if not block_list().lift(kind, entity_id, by=who.client):
+            raise ApiError(404, "not_found", f"no active block on {kind} {entity_id}")
+        return {"lifted": True, "kind": kind, "id": entity_id, "by": who.client}
+
+    @app.post("/v1/rings/{ring_id}/block")
+    async def block_ring(ring_id: str, who: Investigator) -> dict[str, Any]:
+        """Block every member account of a ring in one operation."""
+        ring = pipeline.features.ring(ring_id)
+        if ring is None:
+            raise ApiError(404, "not_found", f"no ring {ring_id}")
+        n = block_list().block_ring(
+            ring.id, ring.accounts, reason=f"ring {ring.id} ({ring.typology})", by=who.client
+        )
+        return {"ring_id": ring.id, "blocked_accounts": n, "by": who.client}
 
     @app.get("/health")
     async def health() -> dict[str, str]:

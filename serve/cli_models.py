@@ -261,6 +261,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from gnn import registry
     from serve.api import create_app
+    from serve.enforcement import BlockList, Challenges
     from serve.pipeline import ScoringPipeline
     from serve.settings import Settings
     from serve.tokens import SigningKeys, TokenError
@@ -273,7 +274,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except TokenError as exc:
         raise ModelUsageError(str(exc)) from None
     model, manifest = registry.load(args.model or settings.path("models"))
-    app = create_app(ScoringPipeline(model, manifest), keys)
+    pipeline = ScoringPipeline(
+        model, manifest, blocks=BlockList(settings.path("blocks")), challenges=Challenges()
+    )
+    app = create_app(pipeline, keys)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +36,7 @@ from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, FeatureState,
 from gnn.model import NEIGHBOUR_SLOTS, FraudSAGE, intra_op_threads
 from gnn.online import OnlineState
 from rules import Context, PolicyConfig, RuleSet, decide
+from serve.enforcement import DEFAULT_TTL, BlockList, Challenges
 
 _WORD = {
     "by": "account",
@@ -60,6 +62,7 @@ class Decision:
     replayed: bool = False
     ruleset_version: str | None = None
     rule_outcomes: tuple[Any, ...] = ()
+    challenge_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -73,6 +76,7 @@ class Decision:
             "ring_id": self.ring_id,
             "replayed": self.replayed,
             "ruleset_version": self.ruleset_version,
+            "challenge_id": self.challenge_id,
             "rules": [
                 {"rule_id": o.rule_id, "result": o.result, "error": o.error}
                 for o in self.rule_outcomes
@@ -111,6 +115,9 @@ class ScoringPipeline:
         ruleset: RuleSet | None = None,
         lists: Mapping[str, Collection[Any]] | None = None,
         policy: PolicyConfig | None = None,
+        blocks: BlockList | None = None,
+        challenges: Challenges | None = None,
+        block_ttl: timedelta = DEFAULT_TTL,
     ) -> None:
         self.model = model.eval()
         self.version = str(manifest["version"])
@@ -126,6 +133,9 @@ class ScoringPipeline:
         self._clock = clock
         self.ruleset = ruleset
         self.lists = dict(lists or {})
+        self.blocks = blocks
+        self.challenges = challenges
+        self.block_ttl = block_ttl
         self.policy = policy or PolicyConfig(
             block_threshold=self.block, review_threshold=min(self.review, self.block)
         )
@@ -216,6 +226,9 @@ class ScoringPipeline:
                     reasons = (*verdict.reasons, *reasons)
                 ruleset_version = verdict.ruleset_version
                 outcomes = verdict.outcomes
+            action, decided_by, reasons, challenge = self._enforce(
+                row, action, decided_by, reasons, ring
+            )
             out.append(
                 Decision(
                     row.txn_id,
@@ -227,9 +240,40 @@ class ScoringPipeline:
                     ring.id if ring is not None else None,
                     ruleset_version=ruleset_version,
                     rule_outcomes=outcomes,
+                    challenge_id=challenge,
                 )
             )
         return out
+
+    def _enforce(
+        self, row: TxnRow, action: str, decided_by: str, reasons: tuple[str, ...], ring: Any
+    ) -> tuple[str, str, tuple[str, ...], str | None]:
+        """Apply the block list, record new blocks, open step-up challenges."""
+        account, _, card, device = row.entities[:4]
+        entities = (("account", account), ("card", card), ("device", device))
+        if self.blocks is not None:
+            hit = self.blocks.blocked(entities)
+            if hit is not None:
+                why = f"{hit.kind} {hit.id} is blocked until {hit.expires_at:%Y-%m-%d %H:%M} UTC"
+                return "block", f"list:blocked_{hit.kind}", (f"{why}: {hit.reason}",), None
+            if action == "block":
+                reason = f"{decided_by} blocked {row.txn_id}"
+                for kind, entity in entities:
+                    if entity is not None:
+                        self.blocks.block(
+                            kind,
+                            entity,
+                            reason=reason,
+                            by=decided_by,
+                            ttl=self.block_ttl,
+                            txn_id=row.txn_id,
+                            ring_id=ring.id if ring is not None else None,
+                        )
+        if action == "step_up":
+            if self.challenges is not None and account and self.challenges.enrolled(account):
+                return action, decided_by, reasons, self.challenges.open(account, row.txn_id).id
+            return "review", decided_by, (*reasons, "step-up asked, but no MFA enrolment"), None
+        return action, decided_by, reasons, None
 
     def _attributions(
         self, idx: list[int], *inputs: torch.Tensor

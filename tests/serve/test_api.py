@@ -4,67 +4,42 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
-import uvicorn
 
-from gnn import registry
-from gnn.data import load_history
-from gnn.train import TrainConfig, train
 from ingest.events import encode_event
-from ingest.generator import PROFILES, generate
 from serve.api import MAX_BODY_BYTES, create_app
 from serve.pipeline import ScoringPipeline
 from serve.tokens import SigningKeys, issue
+from tests.serve.conftest import running
 
 KEYS = SigningKeys.parse("k1=" + "q" * 40)
-
-
-@pytest.fixture(scope="module")
-def history_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    data = tmp_path_factory.mktemp("api-data")
-    generate(data, seed=8, start=date(2026, 10, 1), **PROFILES["small"])
-    models = tmp_path_factory.mktemp("api-models")
-    folder = train(data, models, seed=0, config=TrainConfig(epochs=2), baselines=False)
-    return load_history(data), registry.load(folder)
 
 
 @pytest.fixture(scope="module")
 def server(history_and_model: tuple) -> Iterator[tuple[str, ScoringPipeline]]:
     _, (model, manifest) = history_and_model
     pipeline = ScoringPipeline(model, manifest)
-    app = create_app(pipeline, KEYS)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", pipeline
-    srv.should_exit = True
-    thread.join(10)
+    with running(create_app(pipeline, KEYS)) as url:
+        yield url, pipeline
 
 
 def token(scopes: list[str]) -> str:
     return issue(KEYS, client="gw_test", scopes=scopes, ttl_s=600, now=datetime.now(UTC))
 
 
-def call(url: str, path: str, body: object = None, auth: str | None = None) -> tuple[int, dict]:
+def call(
+    url: str, path: str, body: object = None, auth: str | None = None, method: str | None = None
+) -> tuple[int, dict]:
     data = (
         None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     )
-    req = urllib.request.Request(url + path, data=data, method="POST" if data else "GET")
+    verb = method or ("POST" if data else "GET")
+    req = urllib.request.Request(url + path, data=data, method=verb)
     req.add_header("content-type", "application/json")
     if auth:
         req.add_header("authorization", f"Bearer {auth}")

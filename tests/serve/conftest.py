@@ -1,0 +1,48 @@
+"""Shared by the serve tests: a small trained model, and a real server in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import pytest
+import uvicorn
+
+from gnn import registry
+from gnn.data import load_history
+from gnn.train import TrainConfig, train
+from ingest.generator import PROFILES, generate
+
+
+@pytest.fixture(scope="session")
+def history_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The small profile's history (seed 8) and a model trained on it (quality irrelevant)."""
+    data = tmp_path_factory.mktemp("api-data")
+    generate(data, seed=8, start=date(2026, 10, 1), **PROFILES["small"])
+    models = tmp_path_factory.mktemp("api-models")
+    folder = train(data, models, seed=0, config=TrainConfig(epochs=2), baselines=False)
+    return load_history(data), registry.load(folder)
+
+
+@contextmanager
+def running(app: object) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free local port; yields its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
