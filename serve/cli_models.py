@@ -260,6 +260,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gnn import registry
+    from serve.alerts.config import build_dispatcher
     from serve.api import create_app
     from serve.enforcement import BlockList, Challenges
     from serve.pipeline import ScoringPipeline
@@ -274,11 +275,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except TokenError as exc:
         raise ModelUsageError(str(exc)) from None
     model, manifest = registry.load(args.model or settings.path("models"))
+    config = settings.alerts_config()
+    alerts = build_dispatcher(config) if config.channels() else None
     pipeline = ScoringPipeline(
-        model, manifest, blocks=BlockList(settings.path("blocks")), challenges=Challenges()
+        model,
+        manifest,
+        blocks=BlockList(settings.path("blocks")),
+        challenges=Challenges(),
+        alerts=alerts,
     )
     app = create_app(pipeline, keys)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        if alerts is not None:
+            alerts.close(5.0)
     return 0
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -36,7 +36,17 @@ from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, FeatureState,
 from gnn.model import NEIGHBOUR_SLOTS, FraudSAGE, intra_op_threads
 from gnn.online import OnlineState
 from rules import Context, PolicyConfig, RuleSet, decide
+from serve.alerts import Alert
 from serve.enforcement import DEFAULT_TTL, BlockList, Challenges
+
+
+class AlertSink(Protocol):
+    """Where alerts go (an :class:`serve.alerts.AlertDispatcher`): returns at once."""
+
+    def submit(self, alert: Alert) -> bool:
+        """Queue an alert; never raises."""
+        ...
+
 
 _WORD = {
     "by": "account",
@@ -92,6 +102,7 @@ class PipelineStats:
     events: int = 0
     transactions: int = 0
     replayed: int = 0
+    alert_failures: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
 
 
@@ -118,6 +129,7 @@ class ScoringPipeline:
         blocks: BlockList | None = None,
         challenges: Challenges | None = None,
         block_ttl: timedelta = DEFAULT_TTL,
+        alerts: AlertSink | None = None,
     ) -> None:
         self.model = model.eval()
         self.version = str(manifest["version"])
@@ -135,6 +147,7 @@ class ScoringPipeline:
         self.lists = dict(lists or {})
         self.blocks = blocks
         self.challenges = challenges
+        self.alerts = alerts
         self.block_ttl = block_ttl
         self.policy = policy or PolicyConfig(
             block_threshold=self.block, review_threshold=min(self.review, self.block)
@@ -229,21 +242,48 @@ class ScoringPipeline:
             action, decided_by, reasons, challenge = self._enforce(
                 row, action, decided_by, reasons, ring
             )
-            out.append(
-                Decision(
-                    row.txn_id,
-                    s,
-                    action,
-                    reasons,
-                    decided_by,
-                    self.version,
-                    ring.id if ring is not None else None,
-                    ruleset_version=ruleset_version,
-                    rule_outcomes=outcomes,
-                    challenge_id=challenge,
+            decision = Decision(
+                row.txn_id,
+                s,
+                action,
+                reasons,
+                decided_by,
+                self.version,
+                ring.id if ring is not None else None,
+                ruleset_version=ruleset_version,
+                rule_outcomes=outcomes,
+                challenge_id=challenge,
+            )
+            out.append(decision)
+            if self.alerts is not None and not decided_by.startswith("list:"):
+                self._alert(decision, row.entities[0] or "")
+        return out
+
+    def _alert(self, d: Decision, account: str) -> None:
+        """Blocks and reviews become alerts (never raising, never waiting)."""
+        if d.decision == "block":
+            severity = "critical"
+        elif d.decision == "review":
+            severity = "high" if d.score >= 0.5 else "medium"
+        else:
+            return
+        where = f" in ring {d.ring_id}" if d.ring_id else ""
+        try:
+            self.alerts.submit(  # type: ignore[union-attr]
+                Alert.new(
+                    severity,
+                    d.decision,
+                    f"{d.decision.title()}: {d.txn_id} ({d.score:.2f}){where}",
+                    "; ".join(d.reasons) or f"decided by {d.decided_by}",
+                    txn_id=d.txn_id,
+                    account_id=account,
+                    score=d.score,
+                    reasons=d.reasons,
+                    ring_id=d.ring_id,
                 )
             )
-        return out
+        except Exception:
+            self.stats.alert_failures += 1
 
     def _enforce(
         self, row: TxnRow, action: str, decided_by: str, reasons: tuple[str, ...], ring: Any

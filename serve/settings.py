@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serve.alerts.config import AlertsConfig
+
 
 class Settings(BaseSettings):
     """Ringfence configuration. Each field is read from ``RINGFENCE_<NAME>``."""
@@ -53,6 +55,50 @@ class Settings(BaseSettings):
         description="Keys that sign gateway tokens: kid=secret pairs, comma-separated, secrets "
         "of at least 32 bytes; the first signs, all verify (`ringfence token keygen`).",
     )
+
+    alert_slack_webhook_url: SecretStr | None = Field(
+        default=None, description="Slack incoming webhook for alerts (off when unset)."
+    )
+    alert_twilio_account_sid: str | None = Field(default=None, description="Twilio account.")
+    alert_twilio_auth_token: SecretStr | None = Field(default=None, description="Twilio token.")
+    alert_twilio_from: str | None = Field(default=None, description="SMS sender number.")
+    alert_twilio_to: str = Field(default="", description="SMS recipients, comma-separated.")
+    alert_twilio_base_url: str = Field(default="https://api.twilio.com")
+    alert_smtp_host: str | None = Field(default=None, description="SMTP server for e-mail.")
+    alert_smtp_port: int = Field(default=587)
+    alert_smtp_starttls: bool = Field(default=True)
+    alert_smtp_username: str | None = Field(default=None)
+    alert_smtp_password: SecretStr | None = Field(default=None)
+    alert_email_from: str | None = Field(default=None)
+    alert_email_to: str = Field(default="", description="E-mail recipients, comma-separated.")
+    alert_dedup_window_s: float = Field(default=900.0, gt=0)
+
+    def alerts_config(self) -> AlertsConfig:
+        """The alerting configuration (channels whose fields are set are on)."""
+
+        def secret(v: SecretStr | None) -> str | None:
+            return v.get_secret_value() if v is not None else None
+
+        def listed(v: str) -> tuple[str, ...]:
+            return tuple(x.strip() for x in v.split(",") if x.strip())
+
+        return AlertsConfig(
+            log_dir=self.path("alerts"),
+            slack_webhook_url=secret(self.alert_slack_webhook_url),
+            twilio_account_sid=self.alert_twilio_account_sid,
+            twilio_auth_token=secret(self.alert_twilio_auth_token),
+            twilio_from=self.alert_twilio_from,
+            twilio_to=listed(self.alert_twilio_to),
+            twilio_base_url=self.alert_twilio_base_url,
+            smtp_host=self.alert_smtp_host,
+            smtp_port=self.alert_smtp_port,
+            smtp_starttls=self.alert_smtp_starttls,
+            smtp_username=self.alert_smtp_username,
+            smtp_password=secret(self.alert_smtp_password),
+            email_from=self.alert_email_from,
+            email_to=listed(self.alert_email_to),
+            dedup_window_s=self.alert_dedup_window_s,
+        )
 
     def path(self, *parts: str) -> Path:
         """A path inside the data directory."""
