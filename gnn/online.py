@@ -191,15 +191,22 @@ class OnlineState:
 class HistoryGraph:
     """Feature rows in time order, indexed so that any row's subgraph can be built."""
 
-    def __init__(self, rows: Sequence[TxnRow]) -> None:
-        self.rows = rows
-        self.position = {r.txn_id: i for i, r in enumerate(rows)}
+    def __init__(self, rows: Sequence[TxnRow] = ()) -> None:
+        self.rows: list[TxnRow] = []
+        self.position: dict[str, int] = {}
         self._index: dict[str, dict[str, list[int]]] = {rel: {} for rel, _ in RELATIONS}
-        for i, row in enumerate(rows):
-            for slot, (rel, _) in enumerate(RELATIONS):
-                key = row.entities[slot]
-                if key is not None:
-                    self._index[rel].setdefault(key, []).append(i)
+        for row in rows:
+            self.append(row)
+
+    def append(self, row: TxnRow) -> None:
+        """Add the next row (rows come in time order, as the scoring pipeline sees them)."""
+        i = len(self.rows)
+        self.rows.append(row)
+        self.position[row.txn_id] = i
+        for slot, (rel, _) in enumerate(RELATIONS):
+            key = row.entities[slot]
+            if key is not None:
+                self._index[rel].setdefault(key, []).append(i)
 
     def past(self, rel: str, key: str, before: int) -> list[int]:
         """Positions of the rows linked to entity ``key`` through ``rel``, before ``before``."""

@@ -245,6 +245,19 @@ def create_app(
             "attempts": ch.attempts,
         }
 
+    def explainer_caller(request: Request) -> Claims:
+        return authorise(request, "explain")
+
+    Explaining = Annotated[Claims, Depends(explainer_caller)]
+
+    @app.get("/v1/transactions/{txn_id}/explanation")
+    async def explanation(txn_id: str, who: Explaining) -> dict[str, Any]:
+        """The full explanation of a scored transaction, computed on demand."""
+        out = pipeline.explain(txn_id)
+        if out is None:
+            raise ApiError(404, "not_found", f"no scored transaction {txn_id}")
+        return out
+
     def block_list() -> BlockList:
         if pipeline.blocks is None:
             raise ApiError(404, "not_found", "the block list is not enabled")

@@ -31,10 +31,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from gnn.explain import reason_codes
+from gnn.explain import Explainer, reason_codes
 from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, FeatureState, TxnRow
 from gnn.model import NEIGHBOUR_SLOTS, FraudSAGE, intra_op_threads
-from gnn.online import OnlineState
+from gnn.online import HistoryGraph, OnlineState
 from rules import Context, PolicyConfig, RuleSet, decide
 from serve.alerts import Alert
 from serve.enforcement import DEFAULT_TTL, BlockList, Challenges
@@ -130,6 +130,7 @@ class ScoringPipeline:
         challenges: Challenges | None = None,
         block_ttl: timedelta = DEFAULT_TTL,
         alerts: AlertSink | None = None,
+        keep_history: bool = True,
     ) -> None:
         self.model = model.eval()
         self.version = str(manifest["version"])
@@ -148,6 +149,7 @@ class ScoringPipeline:
         self.blocks = blocks
         self.challenges = challenges
         self.alerts = alerts
+        self.history = HistoryGraph() if keep_history else None
         self.block_ttl = block_ttl
         self.policy = policy or PolicyConfig(
             block_threshold=self.block, review_threshold=min(self.review, self.block)
@@ -179,6 +181,8 @@ class ScoringPipeline:
                     continue
                 nbs.append(self.state.inputs(row))
                 self.state.add(row)
+                if self.history is not None:
+                    self.history.append(row)
                 in_batch[row.txn_id] = len(rows)
                 order.append((row.txn_id, len(rows)))
                 rows.append(row)
@@ -200,6 +204,23 @@ class ScoringPipeline:
             while len(self._decided) > self._remember:
                 self._decided.popitem(last=False)
             return out
+
+    def explain(self, txn_id: str) -> dict[str, Any] | None:
+        """The full explanation of a scored transaction (None if not in the history)."""
+        with self._lock:
+            if self.history is None:
+                return None
+            position = self.history.position.get(txn_id)
+            if position is None:
+                return None
+            explainer = Explainer(self.model, self.history, ring_of=self.features.ring_of)
+            out = explainer.explain(position).to_dict()
+        decided = self.decision(txn_id)
+        if decided is not None:
+            out["decision"] = decided.decision
+            out["decided_by"] = decided.decided_by
+        out["model_version"] = self.version
+        return out
 
     def decision(self, txn_id: str) -> Decision | None:
         """The decision already made about ``txn_id``, if remembered."""

@@ -205,3 +205,24 @@ rules:
     body = by_id[txns[0].txn_id].to_dict()
     assert body["ruleset_version"] == "7"
     assert {r["rule_id"] for r in body["rules"]} >= {"broken"}
+
+
+def test_a_scored_transaction_is_explained_on_demand(
+    server: tuple, history_and_model: tuple
+) -> None:
+    url, pipeline = server
+    txns = transactions(history_and_model)
+    status, scored = call(url, "/v1/score", txns[5], auth=token(["score"]))
+    assert status == 200
+    path = f"/v1/transactions/{txns[5]['txn_id']}/explanation"
+    status, _ = call(url, path, auth=token(["score"]))
+    assert status == 403
+    status, body = call(url, path, auth=token(["explain"]))
+    assert status == 200
+    assert body["txn_id"] == txns[5]["txn_id"]
+    assert abs(body["score"] - scored["score"]) < 1e-5
+    assert body["features"]
+    assert body["decision"] == scored["decision"]
+    assert body["model_version"] == pipeline.version
+    status, _ = call(url, "/v1/transactions/nope/explanation", auth=token(["explain"]))
+    assert status == 404
