@@ -317,9 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="score ring membership against a generator's truth/ folder",
     )
 
-    from serve import cli_models
+    from serve import cli_models, cli_rules
 
     cli_models.register(add)
+    cli_rules.register(add)
 
     p = add("demo", cmd_demo, "Generate, ingest and summarise, on embedded defaults.")
     p.add_argument("--profile", choices=("small", "default"), default="default")
