@@ -1,6 +1,7 @@
 """Rules: the rule language, rule sets, built-in detectors and the decision policy.
 
-Pure: nothing here does I/O except ``rules.loader.read_ruleset``, which reads one file.
+Pure: nothing here does I/O except ``rules.loader.read_ruleset``, which reads one file, and
+``rules.store`` (published versions, the live and shadow pointers and the audit log).
 
 >>> from rules import Rule, RuleSet, decide
 >>> rules = RuleSet("1", (Rule("farm", "features.accounts_per_device >= 3", "review"),))

@@ -260,6 +260,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gnn import registry
+    from rules.store import RuleStore, StoreFollower
     from serve.alerts.config import build_dispatcher
     from serve.api import create_app
     from serve.enforcement import BlockList, Challenges
@@ -283,6 +284,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         blocks=BlockList(settings.path("blocks")),
         challenges=Challenges(),
         alerts=alerts,
+        rules_from=StoreFollower(RuleStore(settings.path("rules"))),
     )
     app = create_app(pipeline, keys)
     try:

@@ -36,6 +36,7 @@ from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, FeatureState,
 from gnn.model import NEIGHBOUR_SLOTS, FraudSAGE, intra_op_threads
 from gnn.online import HistoryGraph, OnlineState
 from rules import Context, PolicyConfig, RuleSet, decide
+from rules.store import StoreFollower
 from serve.alerts import Alert
 from serve.enforcement import DEFAULT_TTL, BlockList, Challenges
 
@@ -73,6 +74,7 @@ class Decision:
     ruleset_version: str | None = None
     rule_outcomes: tuple[Any, ...] = ()
     challenge_id: str | None = None
+    shadow_decision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -87,6 +89,7 @@ class Decision:
             "replayed": self.replayed,
             "ruleset_version": self.ruleset_version,
             "challenge_id": self.challenge_id,
+            "shadow_decision": self.shadow_decision,
             "rules": [
                 {"rule_id": o.rule_id, "result": o.result, "error": o.error}
                 for o in self.rule_outcomes
@@ -131,6 +134,8 @@ class ScoringPipeline:
         block_ttl: timedelta = DEFAULT_TTL,
         alerts: AlertSink | None = None,
         keep_history: bool = True,
+        rules_from: StoreFollower | None = None,
+        reload_every_s: float = 1.0,
     ) -> None:
         self.model = model.eval()
         self.version = str(manifest["version"])
@@ -150,6 +155,10 @@ class ScoringPipeline:
         self.challenges = challenges
         self.alerts = alerts
         self.history = HistoryGraph() if keep_history else None
+        self.shadow: RuleSet | None = None
+        self._rules_from = rules_from
+        self._reload_every = reload_every_s
+        self._reloaded_at = -float("inf")
         self.block_ttl = block_ttl
         self.policy = policy or PolicyConfig(
             block_threshold=self.block, review_threshold=min(self.review, self.block)
@@ -158,6 +167,7 @@ class ScoringPipeline:
     def process(self, events: Sequence[Any]) -> list[Decision]:
         """Fold ``events`` in (in order) and decide each transaction among them."""
         with self._lock:
+            self._follow_rules()
             rows: list[TxnRow] = []
             txns: list[Any] = []
             nbs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -205,6 +215,20 @@ class ScoringPipeline:
                 self._decided.popitem(last=False)
             return out
 
+    def _follow_rules(self) -> None:
+        """Pick up a newly published live or shadow rule set (hot reload, between batches)."""
+        follower = self._rules_from
+        if follower is None:
+            return
+        t = self._clock()
+        if t - self._reloaded_at < self._reload_every:
+            return
+        self._reloaded_at = t
+        follower.reload_if_changed()
+        live = follower.live.current
+        self.ruleset = live if live.version else None
+        self.shadow = follower.shadow
+
     def explain(self, txn_id: str) -> dict[str, Any] | None:
         """The full explanation of a scored transaction (None if not in the history)."""
         with self._lock:
@@ -251,11 +275,14 @@ class ScoringPipeline:
                 )
             ring = self.features.ring_of(row.entities[0]) if row.entities[0] else None
             ruleset_version = None
+            shadow_action = None
             outcomes: tuple[Any, ...] = ()
             if self.ruleset is not None:
                 ctx = Context(rule_context(txns[i], row, s, ring), lists=self.lists)
-                verdict = decide(s, ctx, self.ruleset, self.policy)
+                verdict = decide(s, ctx, self.ruleset, self.policy, shadow=self.shadow)
                 action, decided_by = verdict.action, verdict.decided_by
+                if verdict.shadow is not None:
+                    shadow_action = verdict.shadow.action
                 if decided_by != "model":
                     reasons = (*verdict.reasons, *reasons)
                 ruleset_version = verdict.ruleset_version
@@ -274,6 +301,7 @@ class ScoringPipeline:
                 ruleset_version=ruleset_version,
                 rule_outcomes=outcomes,
                 challenge_id=challenge,
+                shadow_decision=shadow_action,
             )
             out.append(decision)
             if self.alerts is not None and not decided_by.startswith("list:"):

@@ -138,3 +138,34 @@ rules:
         assert status == 409
         status, _ = call(url, "/v1/challenges/nope/verify", {"code": code}, auth=gw)
         assert status == 404
+
+
+def test_a_published_rule_set_is_live_at_the_next_batch(
+    history_and_model: tuple, tmp_path: Path
+) -> None:
+    from rules.store import RuleStore, StoreFollower
+
+    history, (model, manifest) = history_and_model
+    txns = txns_of(history)
+    store = RuleStore(tmp_path / "rules")
+    pipeline = ScoringPipeline(
+        model,
+        manifest,
+        rules_from=StoreFollower(store),
+        reload_every_s=0.0,
+        policy=PolicyConfig(block_threshold=1.0, review_threshold=1.0),
+    )
+    assert pipeline.process(txns[:1])[0].decided_by == "model"
+    store.publish(
+        'version: "1"\nrules:\n  - {id: all, when: "true", action: review, priority: 1}\n',
+        who="risk_team",
+    )
+    d = pipeline.process(txns[1:2])[0]
+    assert (d.decision, d.decided_by, d.ruleset_version) == ("review", "rule:all", "1")
+    store.publish(
+        'version: "2"\nrules:\n  - {id: none, when: "false", action: block}\n', who="risk_team"
+    )
+    store.set_shadow("1", who="risk_team")
+    d = pipeline.process(txns[2:3])[0]
+    assert (d.decision, d.ruleset_version, d.shadow_decision) == ("approve", "2", "review")
+    assert [e.action for e in store.history()] == ["publish", "publish", "shadow"]
