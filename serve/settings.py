@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     alert_email_from: str | None = Field(default=None)
     alert_email_to: str = Field(default="", description="E-mail recipients, comma-separated.")
     alert_dedup_window_s: float = Field(default=900.0, gt=0)
+    alert_outbox: bool = Field(
+        default=True, description="Append alerts to <data_dir>/alerts/outbox.jsonl."
+    )
 
     def alerts_config(self) -> AlertsConfig:
         """The alerting configuration (channels whose fields are set are on)."""
@@ -98,6 +101,7 @@ class Settings(BaseSettings):
             email_from=self.alert_email_from,
             email_to=listed(self.alert_email_to),
             dedup_window_s=self.alert_dedup_window_s,
+            outbox=self.alert_outbox,
         )
 
     def path(self, *parts: str) -> Path:

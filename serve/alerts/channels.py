@@ -13,12 +13,14 @@ import json
 import smtplib
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Protocol
 
 from serve.alerts.model import Alert
@@ -104,6 +106,35 @@ def _post(
         raise
     except Exception as exc:
         raise _http_error(exc) from None
+
+
+class OutboxChannel:
+    """Alerts appended to a local file as JSON lines: the embedded default, for local runs.
+
+    An operator (or the console) reads the outbox; nothing leaves the machine.
+    """
+
+    def __init__(self, path: Path, *, name: str = "outbox") -> None:
+        self.name = name
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OutboxChannel(name={self.name!r}, path={str(self.path)!r})"
+
+    def mask(self, text: str) -> str:
+        """Nothing secret here."""
+        return text
+
+    def send(self, alert: Alert) -> None:
+        """Append the alert."""
+        line = json.dumps(SlackChannel.payload(alert) | {"alert_id": alert.id}) + "\n"
+        try:
+            with self._lock, self.path.open("a", encoding="utf-8") as fh:
+                fh.write(line)
+        except OSError as exc:
+            raise ChannelError(f"outbox {self.path}: {exc}", retryable=True) from exc
 
 
 class SlackChannel:

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from serve.alerts.channels import Channel, EmailChannel, SlackChannel, TwilioChannel
+from serve.alerts.channels import (
+    Channel,
+    EmailChannel,
+    OutboxChannel,
+    SlackChannel,
+    TwilioChannel,
+)
 from serve.alerts.dedup import DedupKey, ring_or_account_key
 from serve.alerts.dispatcher import AlertDispatcher, Router
 from serve.alerts.log import DeliveryLog
@@ -20,6 +26,7 @@ from serve.alerts.model import Clock, utc_now
 from serve.alerts.retry import RetryPolicy
 
 DEFAULT_ROUTES: Mapping[str, tuple[str, ...]] = {
+    "outbox": ("critical", "high", "medium"),
     "slack": ("critical", "high", "medium"),
     "sms": ("critical",),
     "email": ("critical", "high"),
@@ -62,6 +69,8 @@ class AlertsConfig:
     jitter: float = 0.2
     jitter_seed: int | None = None
     channel_timeout_s: float = 5.0
+    outbox: bool = False
+    """Also append every routed alert to ``log_dir/outbox.jsonl`` (the embedded channel)."""
     queue_size: int = 1000
 
     def __repr__(self) -> str:
@@ -78,6 +87,8 @@ class AlertsConfig:
         """The channels whose required fields are set."""
         out: list[Channel] = []
         timeout = self.channel_timeout_s
+        if self.outbox:
+            out.append(OutboxChannel(self.log_dir / "outbox.jsonl"))
         if self.slack_webhook_url:
             out.append(SlackChannel(self.slack_webhook_url, timeout=timeout))
         if (
