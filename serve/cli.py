@@ -220,11 +220,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     timings = f"generate {t1 - t0:.1f} s, ingest {t2 - t1:.1f} s, graph and rings {t3 - t2:.1f} s"
     models = settings.path("models")
     if not args.no_model:
-        from serve.cli_models import demo_model
+        from serve.cli_models import demo_model, demo_service
 
         _eprint("training and evaluating the fraud model ...")
         demo_model(data, models, progress=None if args.quiet else _eprint)
-        timings += f", model {time.perf_counter() - t3:.1f} s"
+        t4 = time.perf_counter()
+        timings += f", model {t4 - t3:.1f} s"
+        _eprint("starting the scoring API and replaying the stream through it ...")
+        demo_service(data, models, settings.data_dir, progress=None if args.quiet else _eprint)
+        timings += f", service {time.perf_counter() - t4:.1f} s"
     print(
         f"\n{timings}"
         f"\nnext: ringfence rings --data-dir {settings.data_dir} --format table"
