@@ -66,5 +66,12 @@ bench: setup
 neo4j: setup java
 	$(BIN)/python -m tests.services.neo4j --data-dir $(DATA_DIR)/neo4j $(if $(NEO4J_PORT),--port $(NEO4J_PORT))
 
+# Pack a model version for TorchServe: $(MAR_DIR)/<version>.mar (docs/torchserve.md).
+MAR_DIR ?= $(DATA_DIR)/model-store
+.PHONY: torchserve-archive
+torchserve-archive: setup
+	@test -n "$(MODEL)" || { echo "usage: make torchserve-archive MODEL=models/<version>" >&2; exit 1; }
+	$(BIN)/python -m tests.services.torchserve archive --model $(MODEL) --out $(MAR_DIR)
+
 clean:
 	rm -rf $(DATA_DIR) .pytest_cache .ruff_cache .mypy_cache coverage.xml .coverage
