@@ -224,6 +224,43 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Score what is on the event bus (the stream consumer), resuming where it stopped."""
+    from gnn import registry
+    from ingest.bus.embedded import EmbeddedBus
+    from rules.store import RuleStore, StoreFollower
+    from serve.alerts.config import build_dispatcher
+    from serve.enforcement import BlockList
+    from serve.pipeline import ScoringPipeline
+    from serve.settings import Settings
+    from serve.stream import StreamScorer
+
+    settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
+    model, manifest = registry.load(args.model or settings.path("models"))
+    config = settings.alerts_config()
+    alerts = build_dispatcher(config) if config.channels() else None
+    blocks = BlockList(settings.path("blocks"))
+    pipeline = ScoringPipeline(
+        model,
+        manifest,
+        blocks=blocks,
+        alerts=alerts,
+        rules_from=StoreFollower(RuleStore(settings.path("rules"))),
+        keep_history=False,
+    )
+    bus = EmbeddedBus(settings.path("bus"))
+    try:
+        out = settings.path("decisions", "decisions.jsonl")
+        summary = StreamScorer(bus, pipeline, out, batch=args.batch).run(follow=args.follow)
+    finally:
+        bus.close()
+        blocks.close()
+        if alerts is not None:
+            alerts.close(10.0)
+    _print_json(summary.to_dict() | {"decisions": str(out), "model_version": manifest["version"]})
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     """Mint gateway tokens, or a new signing key."""
     from datetime import UTC, datetime
@@ -334,6 +371,11 @@ def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--model", default=None, help="a version folder or registry (data-dir/models)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+
+    p = add("stream", cmd_stream, "Score the events on the bus, resuming where it stopped.")
+    p.add_argument("--model", default=None, help="a version folder or registry (data-dir/models)")
+    p.add_argument("--batch", type=int, default=1000, help="records per micro-batch")
+    p.add_argument("--follow", action="store_true", help="keep waiting for new events")
 
     p = add("token", cmd_token, "Issue a gateway's API token, or make a signing key.")
     p.add_argument("action", choices=("issue", "keygen"))
