@@ -132,6 +132,7 @@ class ScoringPipeline:
         blocks: BlockList | None = None,
         challenges: Challenges | None = None,
         block_ttl: timedelta = DEFAULT_TTL,
+        block_kinds: tuple[str, ...] = ("account", "card"),
         alerts: AlertSink | None = None,
         keep_history: bool = True,
         rules_from: StoreFollower | None = None,
@@ -160,6 +161,7 @@ class ScoringPipeline:
         self._reload_every = reload_every_s
         self._reloaded_at = -float("inf")
         self.block_ttl = block_ttl
+        self.block_kinds = block_kinds
         self.policy = policy or PolicyConfig(
             block_threshold=self.block, review_threshold=min(self.review, self.block)
         )
@@ -337,7 +339,12 @@ class ScoringPipeline:
     def _enforce(
         self, row: TxnRow, action: str, decided_by: str, reasons: tuple[str, ...], ring: Any
     ) -> tuple[str, str, tuple[str, ...], str | None]:
-        """Apply the block list, record new blocks, open step-up challenges."""
+        """Apply the block list, record new blocks, open step-up challenges.
+
+        A block puts the transaction's account and card on the list (``block_kinds``); a
+        device is checked against the list but not added by default: households and shops
+        share devices, and blocking one would stop every honest user of it.
+        """
         account, _, card, device = row.entities[:4]
         entities = (("account", account), ("card", card), ("device", device))
         if self.blocks is not None:
@@ -348,7 +355,7 @@ class ScoringPipeline:
             if action == "block":
                 reason = f"{decided_by} blocked {row.txn_id}"
                 for kind, entity in entities:
-                    if entity is not None:
+                    if entity is not None and kind in self.block_kinds:
                         self.blocks.block(
                             kind,
                             entity,
