@@ -46,7 +46,7 @@ _HISTORY_WORD = {
     "from": "from",
     "at": "at",
 }
-_REL_WORD = {
+REL_WORD = {
     "by": "account",
     "to": "payee account",
     "with": "card",
@@ -173,7 +173,7 @@ class Explainer:
             for i, name in enumerate(ENTITY_FEATURES):
                 rows.append(
                     {
-                        "feature": f"{_REL_WORD[rel]}.{name}",
+                        "feature": f"{REL_WORD[rel]}.{name}",
                         "value": float(ex[0, s, i]),
                         "attribution": float(exa[s, i]),
                     }
@@ -184,7 +184,7 @@ class Explainer:
             total = float(nba[j].sum())
             rows.append(
                 {
-                    "feature": f"{_REL_WORD[RELATIONS[slot][0]]}.history_{rel2}",
+                    "feature": f"{REL_WORD[RELATIONS[slot][0]]}.history_{rel2}",
                     "value": float(cnt[0, j]),
                     "attribution": total,
                 }
@@ -415,7 +415,7 @@ def reason_codes(
             f"card {ents['with']} was declined {_count(x[ix['card_declines']])} times"
         ),
     }
-    words = {w: r for r, w in _REL_WORD.items()}
+    words = {w: r for r, w in REL_WORD.items()}
 
     def entity_phrase(name: str, value: float) -> str | None:
         word, _, what = name.partition(".")

@@ -38,8 +38,12 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def _print_json(obj: Any) -> None:
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON, NaN and infinities as null."""
     print(json.dumps(_clean(obj), indent=2, default=str))
+
+
+_print_json = print_json
 
 
 def _one_of(args: argparse.Namespace) -> None:

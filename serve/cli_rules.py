@@ -7,8 +7,6 @@ on stdout; bad arguments, unknown versions and invalid rule sets exit with code 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,22 +15,9 @@ from typing import Any
 from rules.errors import RuleSetError
 from rules.store import RuleStore, RuleStoreError
 from serve.cli import UsageError
+from serve.cli_models import print_json as _print_json
 
 ACTIONS = ("backtest", "publish", "rollback", "shadow", "history")
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def _print_json(obj: Any) -> None:
-    print(json.dumps(_clean(obj), indent=2, default=str))
 
 
 def _store(args: argparse.Namespace) -> RuleStore:

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from gnn.explain import Explainer, reason_codes
+from gnn.explain import REL_WORD, Explainer, reason_codes
 from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, FeatureState, TxnRow
 from gnn.model import NEIGHBOUR_SLOTS, FraudSAGE, intra_op_threads
 from gnn.online import HistoryGraph, OnlineState
@@ -47,16 +47,6 @@ class AlertSink(Protocol):
     def submit(self, alert: Alert) -> bool:
         """Queue an alert; never raises."""
         ...
-
-
-_WORD = {
-    "by": "account",
-    "to": "payee account",
-    "with": "card",
-    "on": "device",
-    "from": "IP",
-    "at": "merchant",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +386,7 @@ class ScoringPipeline:
                 if has[k, s]:
                     rows += [
                         {
-                            "feature": f"{_WORD[rel]}.{n}",
+                            "feature": f"{REL_WORD[rel]}.{n}",
                             "value": float(exv[k, s, j]),
                             "attribution": float(aex[k, s, j]),
                         }
@@ -406,7 +396,7 @@ class ScoringPipeline:
                 if cnt[k, j] > 0:
                     rows.append(
                         {
-                            "feature": f"{_WORD[RELATIONS[slot][0]]}.history_{rel2}",
+                            "feature": f"{REL_WORD[RELATIONS[slot][0]]}.history_{rel2}",
                             "value": float(cnt[k, j]),
                             "attribution": float(anb[k, j].sum()),
                         }
