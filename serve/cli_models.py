@@ -503,8 +503,12 @@ def demo_service(
     token = issue(keys, client="demo_gateway", scopes=["score"], ttl_s=3600, now=datetime.now(UTC))
     events = load_history(data).events
     cut = int(len(events) * 0.8)
+    # the first 80% is history: it builds the state, as the stream consumer's rebuild does,
+    # without blocking or alerting on what happened weeks ago
+    pipeline.blocks, pipeline.alerts = None, None
     for k in range(0, cut, 2000):
         pipeline.process(events[k : min(k + 2000, cut)])
+    pipeline.blocks, pipeline.alerts = blocks, alerts
     server = uvicorn.Server(
         uvicorn.Config(create_app(pipeline, keys), host="127.0.0.1", port=0, log_level="warning")
     )

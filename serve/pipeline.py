@@ -123,6 +123,7 @@ class ScoringPipeline:
         challenges: Challenges | None = None,
         block_ttl: timedelta = DEFAULT_TTL,
         block_kinds: tuple[str, ...] = ("account", "card"),
+        enforce_score: float = 0.98,
         alerts: AlertSink | None = None,
         keep_history: bool = True,
         rules_from: StoreFollower | None = None,
@@ -152,6 +153,7 @@ class ScoringPipeline:
         self._reloaded_at = -float("inf")
         self.block_ttl = block_ttl
         self.block_kinds = block_kinds
+        self.enforce_score = enforce_score
         self.policy = policy or PolicyConfig(
             block_threshold=self.block, review_threshold=min(self.review, self.block)
         )
@@ -280,7 +282,7 @@ class ScoringPipeline:
                 ruleset_version = verdict.ruleset_version
                 outcomes = verdict.outcomes
             action, decided_by, reasons, challenge = self._enforce(
-                row, action, decided_by, reasons, ring
+                row, action, decided_by, reasons, ring, s
             )
             decision = Decision(
                 row.txn_id,
@@ -327,13 +329,22 @@ class ScoringPipeline:
             self.stats.alert_failures += 1
 
     def _enforce(
-        self, row: TxnRow, action: str, decided_by: str, reasons: tuple[str, ...], ring: Any
+        self,
+        row: TxnRow,
+        action: str,
+        decided_by: str,
+        reasons: tuple[str, ...],
+        ring: Any,
+        score: float,
     ) -> tuple[str, str, tuple[str, ...], str | None]:
         """Apply the block list, record new blocks, open step-up challenges.
 
         A block puts the transaction's account and card on the list (``block_kinds``); a
         device is checked against the list but not added by default: households and shops
-        share devices, and blocking one would stop every honest user of it.
+        share devices, and blocking one would stop every honest user of it. A block the model
+        decided alone goes on the list only at ``enforce_score`` or above (a rule's or a
+        list's always does): at the blocking threshold about one honest transaction in a
+        thousand is blocked, and listing its account for a week would block all the rest.
         """
         account, _, card, device = row.entities[:4]
         entities = (("account", account), ("card", card), ("device", device))
@@ -342,7 +353,8 @@ class ScoringPipeline:
             if hit is not None:
                 why = f"{hit.kind} {hit.id} is blocked until {hit.expires_at:%Y-%m-%d %H:%M} UTC"
                 return "block", f"list:blocked_{hit.kind}", (f"{why}: {hit.reason}",), None
-            if action == "block":
+            sure = decided_by != "model" or score >= self.enforce_score
+            if action == "block" and sure:
                 reason = f"{decided_by} blocked {row.txn_id}"
                 for kind, entity in entities:
                     if entity is not None and kind in self.block_kinds:

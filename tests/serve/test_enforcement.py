@@ -169,3 +169,18 @@ def test_a_published_rule_set_is_live_at_the_next_batch(
     d = pipeline.process(txns[2:3])[0]
     assert (d.decision, d.ruleset_version, d.shadow_decision) == ("approve", "2", "review")
     assert [e.action for e in store.history()] == ["publish", "publish", "shadow"]
+
+
+def test_only_sure_model_blocks_go_on_the_list(history_and_model: tuple) -> None:
+    history, (model, manifest) = history_and_model
+    txns = txns_of(history)[:50]
+    eager = {**manifest, "thresholds": {"block": 0.0, "review": 0.0}}  # the model blocks all
+    unsure = ScoringPipeline(model, eager, blocks=BlockList(), enforce_score=1.01)
+    assert {d.decision for d in unsure.process(txns)} == {"block"}
+    assert unsure.blocks is not None
+    assert unsure.blocks.active() == []
+    sure = ScoringPipeline(model, eager, blocks=BlockList(), enforce_score=0.0)
+    sure.process(txns[:1])
+    assert sure.blocks is not None
+    assert {b.kind for b in sure.blocks.active()} <= {"account", "card"}
+    assert sure.blocks.active()
