@@ -411,6 +411,7 @@ def reason_codes(
         "foreign_currency": lambda: "a currency this account does not usually pay in",
         "country_mismatch": lambda: "a merchant country other than the account's usual one",
         "round_amount": lambda: "a round amount",
+        "log_amount": lambda: f"a large amount (about {_count(x[ix['log_amount']]):,} EUR)",
         "card_declines": lambda: (
             f"card {ents['with']} was declined {_count(x[ix['card_declines']])} times"
         ),
