@@ -35,7 +35,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil
 
 from serve.tokens import SigningKeys, issue, new_key
+from tests.services.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -86,12 +86,6 @@ def write_transactions(data: Path, path: Path) -> int:
                 f.write(encode_event(e) + b"\n")
                 n += 1
     return n
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pinned(cmd: list[str], cpu: int | None) -> list[str]:

@@ -18,7 +18,7 @@ from neo4j.exceptions import ConstraintError
 from graph.embedded import EmbeddedGraphStore
 from graph.model import REL_TARGET, EdgeUpdate, Node
 from graph.neo4j_store import LABELS, GraphStoreUnavailable, Neo4jGraphStore
-from tests.services.neo4j import free_port
+from tests.services.ports import free_port
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from gnn import registry
 from gnn.data import load_history
 from gnn.train import TrainConfig, train
 from ingest.generator import PROFILES, generate
+from tests.services.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +31,7 @@ def history_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 @contextmanager
 def running(app: object) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free local port; yields its base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

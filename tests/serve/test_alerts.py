@@ -36,6 +36,7 @@ from serve.alerts import (
     query_deliveries,
 )
 from serve.alerts.dispatcher import _AlertQueue, _Entry
+from tests.services.ports import free_port
 
 SID = "AC0123456789abcdef"
 TOKEN = "tw-token-Zq81secret"
@@ -104,12 +105,6 @@ class SmtpRecorder:
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
+from tests.services.ports import free_port
+
 PROJECT_DIR: Final = Path(__file__).with_name("neo4j")
 """The Maven project: ``pom.xml`` (the Neo4j version) and the launcher's source."""
 
@@ -94,13 +96,6 @@ def cache_root() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "ringfence"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tool(name: str, why: str) -> str:

@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,6 +46,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
+
+from tests.services.ports import free_port
 
 REPO: Final = Path(__file__).resolve().parents[2]
 HANDLER: Final = REPO / "gnn" / "torchserve_handler.py"
@@ -99,13 +100,6 @@ def java() -> str:
             f"{(out.stderr or out.stdout).strip().splitlines()[:1]}"
         )
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def archive(model: Path, out_dir: Path, *, version: str = "1.0") -> Path:
