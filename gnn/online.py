@@ -144,6 +144,19 @@ def dense_inputs(rows: Sequence[TxnRow]) -> DenseInputs:
     return DenseInputs(x, entity_x, has, nb_mean, nb_count)
 
 
+def batch_tensors(
+    rows: Sequence[TxnRow], nbs: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> tuple[torch.Tensor, ...]:
+    """``forward_dense``'s arguments for rows and their :meth:`OnlineState.inputs`."""
+    return (
+        torch.from_numpy(np.stack([r.x for r in rows])),
+        torch.from_numpy(np.stack([r.entity_x for r in rows])),
+        torch.tensor([[e is not None for e in r.entities] for r in rows], dtype=torch.float32),
+        torch.from_numpy(np.stack([m for m, _ in nbs])),
+        torch.from_numpy(np.stack([c for _, c in nbs])),
+    )
+
+
 class OnlineState:
     """Running sums and counts of past transactions' features, per entity and relation.
 

@@ -19,7 +19,14 @@ import torch
 
 from gnn.features import FeatureState, TxnRow
 from gnn.model import FraudSAGE, intra_op_threads
-from gnn.online import OnlineState
+from gnn.online import OnlineState, batch_tensors
+
+
+def model_decision(score: float, block: float, review: float) -> str:
+    """The model's decision: ``block``, ``review`` or ``approve`` by the two thresholds."""
+    if score >= block:
+        return "block"
+    return "review" if score >= review else "approve"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +66,7 @@ class Scorer:
 
     def decide(self, score: float) -> str:
         """``block``, ``review`` or ``approve``."""
-        if score >= self.block:
-            return "block"
-        return "review" if score >= self.review else "approve"
+        return model_decision(score, self.block, self.review)
 
     def score_events(self, events: Iterable[Any]) -> Iterator[Scored]:
         """Fold each event in and yield each transaction's score, in order."""
@@ -83,12 +88,7 @@ class Scorer:
     def _flush(
         self, rows: list[TxnRow], nbs: list[tuple[np.ndarray, np.ndarray]]
     ) -> Iterator[Scored]:
-        x = torch.from_numpy(np.stack([r.x for r in rows]))
-        ex = torch.from_numpy(np.stack([r.entity_x for r in rows]))
-        has = torch.tensor([[e is not None for e in r.entities] for r in rows], dtype=torch.float32)
-        nb_mean = torch.from_numpy(np.stack([m for m, _ in nbs]))
-        nb_count = torch.from_numpy(np.stack([c for _, c in nbs]))
         with torch.no_grad(), intra_op_threads(1):
-            scores = torch.sigmoid(self.model.forward_dense(x, ex, has, nb_mean, nb_count))
+            scores = torch.sigmoid(self.model.forward_dense(*batch_tensors(rows, nbs)))
         for row, s in zip(rows, scores.tolist(), strict=True):
             yield Scored(row.txn_id, s, self.decide(s))

@@ -134,6 +134,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from gnn.data import load_history
     from gnn.explain import Explainer
     from gnn.online import HistoryGraph
+    from gnn.scoring import model_decision
     from gnn.train import prepare
 
     model, manifest = registry.load(args.model)
@@ -147,13 +148,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     out = explainer.explain(position, top=args.top).to_dict()
     out["model_version"] = manifest["version"]
     t = manifest["thresholds"]
-    out["decision"] = (
-        "block"
-        if out["score"] >= t["block"]
-        else "review"
-        if out["score"] >= t["review"]
-        else "approve"
-    )
+    out["decision"] = model_decision(out["score"], t["block"], t.get("review", t["block"]))
     _print_json(out)
     return 0
 

@@ -34,7 +34,8 @@ import torch
 from gnn.explain import REL_WORD, Explainer, reason_codes
 from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, FeatureState, TxnRow
 from gnn.model import NEIGHBOUR_SLOTS, FraudSAGE, intra_op_threads
-from gnn.online import HistoryGraph, OnlineState
+from gnn.online import HistoryGraph, OnlineState, batch_tensors
+from gnn.scoring import model_decision
 from rules import Context, PolicyConfig, RuleSet, decide
 from rules.store import StoreFollower
 from serve.alerts import Alert
@@ -248,11 +249,7 @@ class ScoringPipeline:
     def _decide(
         self, rows: list[TxnRow], txns: list[Any], nbs: list[tuple[np.ndarray, np.ndarray]]
     ) -> list[Decision]:
-        x = torch.from_numpy(np.stack([r.x for r in rows]))
-        ex = torch.from_numpy(np.stack([r.entity_x for r in rows]))
-        has = torch.tensor([[e is not None for e in r.entities] for r in rows], dtype=torch.float32)
-        nb = torch.from_numpy(np.stack([m for m, _ in nbs]))
-        cnt = torch.from_numpy(np.stack([c for _, c in nbs]))
+        x, ex, has, nb, cnt = batch_tensors(rows, nbs)
         with intra_op_threads(1):
             with torch.no_grad():
                 scores = torch.sigmoid(self.model.forward_dense(x, ex, has, nb, cnt)).tolist()
@@ -260,7 +257,7 @@ class ScoringPipeline:
             attributions = self._attributions(flagged, x, ex, has, nb, cnt) if flagged else {}
         out = []
         for i, (row, s) in enumerate(zip(rows, scores, strict=True)):
-            action = "block" if s >= self.block else "review" if s >= self.review else "approve"
+            action = model_decision(s, self.block, self.review)
             decided_by = "model"
             reasons: tuple[str, ...] = ()
             if i in attributions:
