@@ -225,38 +225,20 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_stream(args: argparse.Namespace) -> int:
     """Score what is on the event bus (the stream consumer), resuming where it stopped."""
-    from gnn import registry
     from ingest.bus.embedded import EmbeddedBus
-    from rules.store import RuleStore, StoreFollower
-    from serve.alerts.config import build_dispatcher
-    from serve.enforcement import BlockList
-    from serve.pipeline import ScoringPipeline
-    from serve.settings import Settings
+    from serve.cli import _settings
     from serve.stream import StreamScorer
+    from serve.wiring import scoring_pipeline
 
-    settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
-    model, manifest = registry.load(args.model or settings.path("models"))
-    config = settings.alerts_config()
-    alerts = build_dispatcher(config) if config.channels() else None
-    blocks = BlockList(settings.path("blocks"))
-    pipeline = ScoringPipeline(
-        model,
-        manifest,
-        blocks=blocks,
-        alerts=alerts,
-        rules_from=StoreFollower(RuleStore(settings.path("rules"))),
-        keep_history=False,
-    )
-    bus = EmbeddedBus(settings.path("bus"))
-    try:
-        out = settings.path("decisions", "decisions.jsonl")
-        summary = StreamScorer(bus, pipeline, out, batch=args.batch).run(follow=args.follow)
-    finally:
-        bus.close()
-        blocks.close()
-        if alerts is not None:
-            alerts.close(10.0)
-    _print_json(summary.to_dict() | {"decisions": str(out), "model_version": manifest["version"]})
+    settings = _settings(args)
+    out = settings.path("decisions", "decisions.jsonl")
+    with scoring_pipeline(settings, args.model, keep_history=False) as pipeline:
+        bus = EmbeddedBus(settings.path("bus"))
+        try:
+            summary = StreamScorer(bus, pipeline, out, batch=args.batch).run(follow=args.follow)
+        finally:
+            bus.close()
+    _print_json(summary.to_dict() | {"decisions": str(out), "model_version": pipeline.version})
     return 0
 
 
@@ -295,39 +277,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Start the scoring API on embedded defaults with the latest model."""
     import uvicorn
 
-    from gnn import registry
-    from rules.store import RuleStore, StoreFollower
-    from serve.alerts.config import build_dispatcher
     from serve.api import create_app
-    from serve.enforcement import BlockList, Challenges
-    from serve.pipeline import ScoringPipeline
-    from serve.settings import Settings
+    from serve.cli import _settings
     from serve.tokens import SigningKeys, TokenError
+    from serve.wiring import scoring_pipeline
 
-    settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
+    settings = _settings(args)
     if settings.jwt_keys is None:
         raise ModelUsageError("set RINGFENCE_JWT_KEYS first (`ringfence token keygen` makes one)")
     try:
         keys = SigningKeys.parse(settings.jwt_keys.get_secret_value())
     except TokenError as exc:
         raise ModelUsageError(str(exc)) from None
-    model, manifest = registry.load(args.model or settings.path("models"))
-    config = settings.alerts_config()
-    alerts = build_dispatcher(config) if config.channels() else None
-    pipeline = ScoringPipeline(
-        model,
-        manifest,
-        blocks=BlockList(settings.path("blocks")),
-        challenges=Challenges(),
-        alerts=alerts,
-        rules_from=StoreFollower(RuleStore(settings.path("rules"))),
-    )
-    app = create_app(pipeline, keys)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    finally:
-        if alerts is not None:
-            alerts.close(5.0)
+    with scoring_pipeline(settings, args.model) as pipeline:
+        uvicorn.run(create_app(pipeline, keys), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -463,6 +426,30 @@ def demo_service(
     order, transactions go to ``POST /v1/score/batch`` (500 at a time) and the other events
     straight to the pipeline. Decisions, blocks and alerts (the outbox) are printed.
     """
+    from gnn.data import load_history
+    from rules.store import RuleStore
+    from serve.enforcement import BlockList
+    from serve.settings import Settings
+    from serve.wiring import scoring_pipeline
+
+    store = RuleStore(state / "rules")
+    if store.live_version() is None:
+        store.publish(DEMO_RULES, who="demo")
+    settings = Settings(data_dir=state, alert_outbox=True)
+    with scoring_pipeline(settings, models) as pipeline:
+        _replay_over_http(pipeline, load_history(data).events, progress)
+    outbox = state / "alerts" / "outbox.jsonl"
+    n_alerts = sum(1 for _ in outbox.open()) if outbox.exists() else 0
+    print(
+        f"active blocks: {len(BlockList(state / 'blocks').active()):,}; alerts in {outbox}: "
+        f"{n_alerts:,} (one per ring or account per 15 minutes)"
+    )
+
+
+def _replay_over_http(
+    pipeline: Any, events: list[Any], progress: Callable[[str], None] | None
+) -> None:
+    """Warm the pipeline on the first 80% of ``events``, then replay the rest through the API."""
     import secrets
     import threading
     import urllib.request
@@ -470,36 +457,16 @@ def demo_service(
 
     import uvicorn
 
-    from gnn import registry
-    from gnn.data import load_history
     from ingest.events import encode_event
-    from rules.store import RuleStore, StoreFollower
-    from serve.alerts.config import AlertsConfig, build_dispatcher
     from serve.api import create_app
-    from serve.enforcement import BlockList, Challenges
-    from serve.pipeline import ScoringPipeline
     from serve.tokens import SigningKeys, issue
 
-    model, manifest = registry.load(models)
-    store = RuleStore(state / "rules")
-    if store.live_version() is None:
-        store.publish(DEMO_RULES, who="demo")
-    alerts = build_dispatcher(AlertsConfig(log_dir=state / "alerts", outbox=True))
-    blocks = BlockList(state / "blocks")
-    pipeline = ScoringPipeline(
-        model,
-        manifest,
-        blocks=blocks,
-        challenges=Challenges(),
-        alerts=alerts,
-        rules_from=StoreFollower(store),
-    )
     keys = SigningKeys.parse("demo=" + secrets.token_urlsafe(40))  # this run only
     token = issue(keys, client="demo_gateway", scopes=["score"], ttl_s=3600, now=datetime.now(UTC))
-    events = load_history(data).events
     cut = int(len(events) * 0.8)
     # the first 80% is history: it builds the state, as the stream consumer's rebuild does,
     # without blocking or alerting on what happened weeks ago
+    blocks, alerts = pipeline.blocks, pipeline.alerts
     pipeline.blocks, pipeline.alerts = None, None
     for k in range(0, cut, 2000):
         pipeline.process(events[k : min(k + 2000, cut)])
@@ -549,10 +516,6 @@ def demo_service(
     elapsed = time.perf_counter() - started
     server.should_exit = True
     thread.join(10)
-    alerts.close(10.0)
-    blocks.close()
-    outbox = state / "alerts" / "outbox.jsonl"
-    n_alerts = sum(1 for _ in outbox.open()) if outbox.exists() else 0
     print(
         f"\nscoring API: {sent:,} transactions over HTTP in {elapsed:.1f} s "
         f"({sent / max(elapsed, 1e-9):,.0f}/s with the stream's other events); decisions: "
@@ -561,7 +524,3 @@ def demo_service(
     for r in blocked:
         why = r["reasons"][0] if r["reasons"] else r["decided_by"]
         print(f"  block {r['txn_id']} ({r['decided_by']}, {r['score']:.2f}): {why[:90]}")
-    print(
-        f"active blocks: {len(BlockList(state / 'blocks').active()):,}; alerts in {outbox}: "
-        f"{n_alerts:,} (one per ring or account per 15 minutes)"
-    )

@@ -71,3 +71,38 @@ def graph_follower(settings: Settings) -> Any:
         mirror = Neo4jGraphStore(settings.neo4j_uri, database=settings.neo4j_database, auth=auth)
     bus = EmbeddedBus(settings.path("bus"))
     return GraphFollower(settings.path("graph"), bus, mirror=mirror)
+
+
+@contextmanager
+def scoring_pipeline(
+    settings: Settings, model_path: Any = None, *, keep_history: bool = True
+) -> Iterator[Any]:
+    """The scoring pipeline on the data directory, closed (blocks, alerts) after the block.
+
+    The model (default: the data directory's latest), the block list, step-up challenges, the
+    rule store it follows, and alerts (the outbox and whatever channels the settings configure).
+    """
+    from gnn import registry
+    from rules.store import RuleStore, StoreFollower
+    from serve.alerts.config import build_dispatcher
+    from serve.enforcement import BlockList, Challenges
+    from serve.pipeline import ScoringPipeline
+
+    model, manifest = registry.load(model_path or settings.path("models"))
+    config = settings.alerts_config()
+    alerts = build_dispatcher(config) if config.channels() else None
+    blocks = BlockList(settings.path("blocks"))
+    try:
+        yield ScoringPipeline(
+            model,
+            manifest,
+            blocks=blocks,
+            challenges=Challenges(),
+            alerts=alerts,
+            rules_from=StoreFollower(RuleStore(settings.path("rules"))),
+            keep_history=keep_history,
+        )
+    finally:
+        blocks.close()
+        if alerts is not None:
+            alerts.close(10.0)
