@@ -466,11 +466,8 @@ def _replay_over_http(
     cut = int(len(events) * 0.8)
     # the first 80% is history: it builds the state, as the stream consumer's rebuild does,
     # without blocking or alerting on what happened weeks ago
-    blocks, alerts = pipeline.blocks, pipeline.alerts
-    pipeline.blocks, pipeline.alerts = None, None
     for k in range(0, cut, 2000):
-        pipeline.process(events[k : min(k + 2000, cut)])
-    pipeline.blocks, pipeline.alerts = blocks, alerts
+        pipeline.warm(events[k : min(k + 2000, cut)])
     server = uvicorn.Server(
         uvicorn.Config(create_app(pipeline, keys), host="127.0.0.1", port=0, log_level="warning")
     )

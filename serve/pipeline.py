@@ -42,6 +42,23 @@ from serve.alerts import Alert
 from serve.enforcement import DEFAULT_TTL, BlockList, Challenges
 
 
+class ModelBackend(Protocol):
+    """Where the scores come from: the in-process model (default) or a remote server.
+
+    ``score`` gets the batch's rows (already appended to the pipeline's history, in order) and
+    the dense inputs the in-process model reads (:func:`gnn.online.batch_tensors`), and returns
+    one probability per row. It is called inside the pipeline's lock.
+    """
+
+    def score(self, rows: Sequence[TxnRow], inputs: tuple[torch.Tensor, ...]) -> list[float]:
+        """The fraud probability of each row."""
+        ...
+
+
+DecisionHook = Callable[[Sequence[Any], Sequence["Decision"]], None]
+"""Called after each batch with the batch's events and its new decisions (in the lock)."""
+
+
 class AlertSink(Protocol):
     """Where alerts go (an :class:`serve.alerts.AlertDispatcher`): returns at once."""
 
@@ -129,6 +146,8 @@ class ScoringPipeline:
         keep_history: bool = True,
         rules_from: StoreFollower | None = None,
         reload_every_s: float = 1.0,
+        backend: ModelBackend | None = None,
+        on_decisions: DecisionHook | None = None,
     ) -> None:
         self.model = model.eval()
         self.version = str(manifest["version"])
@@ -155,6 +174,8 @@ class ScoringPipeline:
         self.block_ttl = block_ttl
         self.block_kinds = block_kinds
         self.enforce_score = enforce_score
+        self.backend = backend
+        self.on_decisions = on_decisions
         self.policy = policy or PolicyConfig(
             block_threshold=self.block, review_threshold=min(self.review, self.block)
         )
@@ -208,7 +229,33 @@ class ScoringPipeline:
                 self.stats.decisions[d.decision] = self.stats.decisions.get(d.decision, 0) + 1
             while len(self._decided) > self._remember:
                 self._decided.popitem(last=False)
+            if self.on_decisions is not None and fresh:
+                self.on_decisions(events, fresh)
             return out
+
+    def warm(self, events: Sequence[Any]) -> int:
+        """Fold past events into the state only: no blocks, alerts or decision hook.
+
+        For rebuilding the state on start (the bus's history, a journal); returns how many
+        transactions were scored (their decisions are remembered for idempotent replays).
+        """
+        saved = self.blocks, self.alerts, self.on_decisions
+        self.blocks, self.alerts, self.on_decisions = None, None, None
+        try:
+            before = self.stats.transactions
+            self.process(events)
+            return self.stats.transactions - before
+        finally:
+            self.blocks, self.alerts, self.on_decisions = saved
+
+    def remember(self, decisions: Sequence[Decision]) -> None:
+        """Take ``decisions`` as the answers already given (a journal read back on start)."""
+        with self._lock:
+            for d in decisions:
+                self._decided[d.txn_id] = d
+                self._decided.move_to_end(d.txn_id)
+            while len(self._decided) > self._remember:
+                self._decided.popitem(last=False)
 
     def _follow_rules(self) -> None:
         """Pick up a newly published live or shadow rule set (hot reload, between batches)."""
@@ -251,8 +298,11 @@ class ScoringPipeline:
     ) -> list[Decision]:
         x, ex, has, nb, cnt = batch_tensors(rows, nbs)
         with intra_op_threads(1):
-            with torch.no_grad():
-                scores = torch.sigmoid(self.model.forward_dense(x, ex, has, nb, cnt)).tolist()
+            if self.backend is not None:
+                scores = self.backend.score(rows, (x, ex, has, nb, cnt))
+            else:
+                with torch.no_grad():
+                    scores = torch.sigmoid(self.model.forward_dense(x, ex, has, nb, cnt)).tolist()
             flagged = [i for i, s in enumerate(scores) if s >= self.review]
             attributions = self._attributions(flagged, x, ex, has, nb, cnt) if flagged else {}
         out = []

@@ -79,19 +79,13 @@ class StreamScorer:
             committed = consumer.committed
             if committed:
                 # state only: blocks and alerts of these records were made the first time
-                p = self.pipeline
-                blocks, alerts = p.blocks, p.alerts
-                p.blocks, p.alerts = None, None
-                try:
-                    consumer.seek(0)
-                    while summary.rebuilt < committed:
-                        records = consumer.poll(min(self.batch, committed - summary.rebuilt))
-                        if not records:
-                            break
-                        p.process([decode_event(r.payload) for r in records])
-                        summary.rebuilt += len(records)
-                finally:
-                    p.blocks, p.alerts = blocks, alerts
+                consumer.seek(0)
+                while summary.rebuilt < committed:
+                    records = consumer.poll(min(self.batch, committed - summary.rebuilt))
+                    if not records:
+                        break
+                    self.pipeline.warm([decode_event(r.payload) for r in records])
+                    summary.rebuilt += len(records)
             with self.out.open("a", encoding="utf-8") as log:
                 while True:
                     records = consumer.poll(self.batch)
