@@ -11,7 +11,9 @@ A request body is one subgraph payload (:mod:`gnn.serving_payload`) or a list of
 response is a JSON list of ``{"txn_id", "score"}``, one per target, in target order (for a list
 of payloads: the targets of every payload, in order). TorchServe may hand the handler several
 requests at once (``batchSize``): they are merged into one graph and scored in one forward
-pass; a malformed request gets a 400 with its reason, the others their scores.
+pass; a malformed request gets a 400 with its reason, the others their scores. Every answer
+carries the archived model's version (the manifest's ``version``) in the
+:data:`VERSION_HEADER` response header, so a client can refuse scores from another model.
 
 The file defines exactly one class, as TorchServe requires of a custom handler module.
 """
@@ -22,7 +24,7 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import torch
 
@@ -31,6 +33,9 @@ from gnn.model import TXN, FraudSAGE
 from gnn.serving_payload import PayloadError, from_payload, merge
 
 log = logging.getLogger(__name__)
+
+VERSION_HEADER: Final = "X-Ringfence-Model-Version"
+"""The response header naming the model version that computed the scores."""
 
 
 class FraudSAGEHandler:
@@ -111,9 +116,15 @@ class FraudSAGEHandler:
     def postprocess(
         self, results: list[list[dict[str, Any]] | None], context: Any = None
     ) -> list[Any]:
-        """One JSON-ready answer per request; a malformed request's is ``{"error": ...}``."""
+        """One JSON-ready answer per request; a malformed request's is ``{"error": ...}``.
+
+        Each answer's :data:`VERSION_HEADER` names the model version (with a ``context``).
+        """
         out: list[Any] = []
+        version = str(self.manifest.get("version", ""))
         for i, result in enumerate(results):
+            if context is not None:
+                context.set_response_header(i, VERSION_HEADER, version)
             if result is None:
                 if context is not None:
                     context.set_response_status(400, "Bad Request", idx=i)

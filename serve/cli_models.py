@@ -274,13 +274,17 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start the scoring API on embedded defaults with the latest model."""
+    """Start the scoring API on embedded defaults with the latest model.
+
+    Before it listens, the pipeline's state is rebuilt from the bus's events (unless
+    ``--no-history``) and from the decision journal, which then records every decision made.
+    """
     import uvicorn
 
     from serve.api import create_app
     from serve.cli import _settings
     from serve.tokens import SigningKeys, TokenError
-    from serve.wiring import scoring_pipeline
+    from serve.wiring import decision_journal, scoring_pipeline, warm_from_data_dir
 
     settings = _settings(args)
     if settings.jwt_keys is None:
@@ -289,8 +293,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         keys = SigningKeys.parse(settings.jwt_keys.get_secret_value())
     except TokenError as exc:
         raise ModelUsageError(str(exc)) from None
-    with scoring_pipeline(settings, args.model) as pipeline:
-        uvicorn.run(create_app(pipeline, keys), host=args.host, port=args.port, log_level="warning")
+    with scoring_pipeline(settings, args.model) as pipeline, decision_journal(settings) as journal:
+        progress = _progress(args)
+        warm_from_data_dir(settings, pipeline, history=not args.no_history, progress=progress)
+        pipeline.on_decisions = journal.hook(pipeline)
+        try:
+            uvicorn.run(
+                create_app(pipeline, keys), host=args.host, port=args.port, log_level="warning"
+            )
+        finally:
+            pipeline.on_decisions = None
     return 0
 
 
@@ -333,6 +345,12 @@ def register(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--model", default=None, help="a version folder or registry (data-dir/models)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--no-history",
+        action="store_true",
+        help="start cold: skip rebuilding the state from the bus's events "
+        "(the decision journal is still read, so retries keep their answers)",
+    )
 
     p = add("stream", cmd_stream, "Score the events on the bus, resuming where it stopped.")
     p.add_argument("--model", default=None, help="a version folder or registry (data-dir/models)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,20 @@ class Settings(BaseSettings):
         "of at least 32 bytes; the first signs, all verify (`ringfence token keygen`).",
     )
 
+    journal_sync_ms: float = Field(
+        default=50.0,
+        gt=0,
+        le=60_000,
+        description="`ringfence serve`'s decision journal is synced to disk this often (ms): a "
+        "power cut loses at most the decisions of the last interval; a process crash none.",
+    )
+    journal_segment_mb: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="The decision journal begins a new segment file past this size (MiB).",
+    )
+
     alert_slack_webhook_url: SecretStr | None = Field(
         default=None, description="Slack incoming webhook for alerts (off when unset)."
     )
@@ -74,6 +89,28 @@ class Settings(BaseSettings):
     alert_dedup_window_s: float = Field(default=900.0, gt=0)
     alert_outbox: bool = Field(
         default=True, description="Append alerts to <data_dir>/alerts/outbox.jsonl."
+    )
+
+    model_backend: Literal["inprocess", "torchserve"] = Field(
+        default="inprocess",
+        description="Where the scoring pipeline's scores come from: the model in this process, "
+        "or a TorchServe serving the same model version (docs/torchserve.md).",
+    )
+    torchserve_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="TorchServe's inference base URL (model_backend=torchserve).",
+    )
+    torchserve_model: str = Field(
+        default="fraud", description="The name the model archive is registered under."
+    )
+    torchserve_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds to wait to connect and for each answer read."
+    )
+    torchserve_max_request_bytes: int = Field(
+        default=6_553_500,
+        gt=0,
+        description="The largest request body sent (TorchServe's max_request_size); a larger "
+        "batch is split over several requests.",
     )
 
     def alerts_config(self) -> AlertsConfig:

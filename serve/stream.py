@@ -102,6 +102,8 @@ class StreamScorer:
                         written.add(d.txn_id)
                         row = d.to_dict()
                         row.pop("rules", None)
+                        if d.shadow_decision is not None and self.pipeline.shadow is not None:
+                            row["shadow_ruleset_version"] = self.pipeline.shadow.version
                         row["offset_before"] = records[-1].offset + 1
                         log.write(json.dumps(row) + "\n")
                         summary.written += 1

@@ -81,19 +81,34 @@ def scoring_pipeline(
 
     The model (default: the data directory's latest), the block list, step-up challenges, the
     rule store it follows, and alerts (the outbox and whatever channels the settings configure).
+    With ``model_backend=torchserve`` the scores come from TorchServe
+    (:class:`serve.model_backend.TorchServeBackend`, checked to serve the same model version
+    before the pipeline is handed out).
+
+    Raises:
+        ModelBackendError: the TorchServe backend without ``keep_history``, TorchServe
+            unreachable, or serving another model version.
     """
     from gnn import registry
     from rules.store import RuleStore, StoreFollower
     from serve.alerts.config import build_dispatcher
     from serve.enforcement import BlockList, Challenges
+    from serve.model_backend import ModelBackendError, TorchServeBackend
     from serve.pipeline import ScoringPipeline
 
     model, manifest = registry.load(model_path or settings.path("models"))
+    remote = settings.model_backend == "torchserve"
+    if remote and not keep_history:
+        raise ModelBackendError(
+            f"model_backend=torchserve ({settings.torchserve_url}) builds each transaction's "
+            "subgraph from the pipeline's history: it needs keep_history=True"
+        )
     config = settings.alerts_config()
     alerts = build_dispatcher(config) if config.channels() else None
     blocks = BlockList(settings.path("blocks"))
+    backend: TorchServeBackend | None = None
     try:
-        yield ScoringPipeline(
+        pipeline = ScoringPipeline(
             model,
             manifest,
             blocks=blocks,
@@ -102,7 +117,68 @@ def scoring_pipeline(
             rules_from=StoreFollower(RuleStore(settings.path("rules"))),
             keep_history=keep_history,
         )
+        if remote:
+            # the backend reads the history the pipeline owns, so it is attached once the
+            # pipeline exists (the same as passing it as ``backend=``: nothing has been scored)
+            backend = TorchServeBackend.for_pipeline(
+                pipeline,
+                settings.torchserve_url,
+                settings.torchserve_model,
+                timeout_s=settings.torchserve_timeout_s,
+                max_request_bytes=settings.torchserve_max_request_bytes,
+            )
+            pipeline.backend = backend
+        yield pipeline
     finally:
+        if backend is not None:
+            backend.close()
         blocks.close()
         if alerts is not None:
             alerts.close(10.0)
+
+
+@contextmanager
+def decision_journal(settings: Settings) -> Iterator[Any]:
+    """The API's decision journal in ``<data-dir>/journal``, synced and closed after the block."""
+    from serve.journal import DecisionJournal, MiB
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    journal = DecisionJournal(
+        settings.path("journal"),
+        sync_ms=settings.journal_sync_ms,
+        segment_bytes=settings.journal_segment_mb * MiB,
+    )
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+def warm_from_data_dir(
+    settings: Settings,
+    pipeline: Any,
+    *,
+    history: bool = True,
+    journal: bool = True,
+    progress: Any = None,
+) -> Any:
+    """Rebuild ``pipeline``'s state from the data directory's bus and decision journal.
+
+    Returns the :class:`serve.warm.WarmSummary`. The bus is opened only to read, and only when
+    its ``events`` topic exists.
+    """
+    from serve.warm import warm_start
+
+    bus = None
+    if history and settings.path("bus", EVENTS_TOPIC).is_dir():
+        bus = EmbeddedBus(settings.path("bus"))
+    try:
+        return warm_start(
+            pipeline,
+            bus=bus,
+            journal=settings.path("journal") if journal else None,
+            progress=progress,
+        )
+    finally:
+        if bus is not None:
+            bus.close()

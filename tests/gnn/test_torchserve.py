@@ -25,7 +25,7 @@ from gnn.data import load_history
 from gnn.model import FraudSAGE
 from gnn.online import HistoryGraph, dense_inputs
 from gnn.serving_payload import PayloadError, from_payload, merge, to_payload
-from gnn.torchserve_handler import FraudSAGEHandler
+from gnn.torchserve_handler import VERSION_HEADER, FraudSAGEHandler
 from gnn.train import TrainConfig, prepare, train
 from ingest.generator import generate
 from tests.services.torchserve import TorchServeServer, archive
@@ -116,9 +116,13 @@ class FakeContext:
     def __init__(self, model_dir: Path) -> None:
         self.system_properties = {"model_dir": str(model_dir)}
         self.status: dict[int, int] = {}
+        self.headers: dict[int, dict[str, str]] = {}
 
     def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None:
         self.status[idx] = code
+
+    def set_response_header(self, idx: int, key: str, value: str) -> None:
+        self.headers.setdefault(idx, {})[key] = value
 
 
 def test_the_handler_scores_a_batch_of_requests(trained: Trained) -> None:
@@ -141,6 +145,8 @@ def test_the_handler_scores_a_batch_of_requests(trained: Trained) -> None:
     assert_scores(trained, answers[0], a)
     assert "not JSON" in answers[1]["error"]
     assert ctx.status == {1: 400}
+    version = json.loads((trained.version_dir / "manifest.json").read_text())["version"]
+    assert ctx.headers == {i: {VERSION_HEADER: version} for i in range(3)}
     assert_scores(trained, answers[2], b + c)
 
 

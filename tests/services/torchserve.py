@@ -160,6 +160,8 @@ class TorchServeServer:
         vmargs: JVM flags (default :data:`QUICK_VMARGS`).
         start_timeout: seconds to wait for ``/ping`` and every model's workers to be ready.
         stop_timeout: seconds to wait after SIGTERM before killing the process group.
+        properties: more ``config.properties`` lines, e.g. ``{"max_request_size": "67108864"}``
+            (TorchServe refuses a request body over 6,553,500 bytes by default).
 
     Used as a context manager, it yields the inference URL and stops the server on exit.
     """
@@ -174,6 +176,7 @@ class TorchServeServer:
         vmargs: str = QUICK_VMARGS,
         start_timeout: float = 120.0,
         stop_timeout: float = 30.0,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
         self.work_dir = Path(work_dir).resolve()
         self.model_store = Path(model_store).resolve()
@@ -182,6 +185,7 @@ class TorchServeServer:
         self.vmargs = vmargs
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        self.properties = dict(properties or {})
         self.ports: dict[str, int] = {}
         self.start_seconds: float | None = None
         """Seconds from launch to every model answering ready, once started."""
@@ -209,6 +213,11 @@ class TorchServeServer:
         return f"http://127.0.0.1:{self.ports['management']}"
 
     @property
+    def pid(self) -> int | None:
+        """The ``torchserve`` process (its children: the Java frontend and the workers)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         """Whether the ``torchserve`` process is alive."""
         return self._proc is not None and self._proc.poll() is None
@@ -232,6 +241,7 @@ class TorchServeServer:
             "number_of_netty_threads=2",
             "netty_client_threads=2",
             f"vmargs={self.vmargs}",
+            *(f"{k}={v}" for k, v in self.properties.items()),
         ]
         path = self.work_dir / "config.properties"
         path.write_text("\n".join(lines) + "\n")
