@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -335,7 +335,7 @@ def faithfulness(
 
 def reason_codes(
     row: Any,
-    features: list[dict[str, Any]],
+    features: Iterable[dict[str, Any]],
     neighbours: list[dict[str, Any]],
     *,
     ring_of: Callable[[str], Any] | None = None,
@@ -346,7 +346,8 @@ def reason_codes(
     Args:
         row: the transaction's feature row (:class:`gnn.features.TxnRow`).
         features: attributions as :meth:`Explainer.feature_attributions` lists them, strongest
-            first (``feature``, ``value``, ``attribution``).
+            first (``feature``, ``value``, ``attribution``); read only as far as needed, so a
+            lazy iterable will do.
         neighbours: entity attributions (may be empty).
         ring_of: an account's ring, for naming it.
         top: how many feature reasons at most (two neighbour reasons may follow).
@@ -449,9 +450,9 @@ def reason_codes(
             return f"{who}'s earlier amounts average {_count(value)}"
         return None
 
-    for f in features:
+    for f in features:  # strongest first: the rest are weaker
         if len(out) >= top or f["attribution"] <= 0:
-            continue
+            break
         name = f["feature"]
         if "." in name:
             text = entity_phrase(name, f["value"])

@@ -151,7 +151,9 @@ def batch_tensors(
     return (
         torch.from_numpy(np.stack([r.x for r in rows])),
         torch.from_numpy(np.stack([r.entity_x for r in rows])),
-        torch.tensor([[e is not None for e in r.entities] for r in rows], dtype=torch.float32),
+        torch.from_numpy(
+            np.array([[e is not None for e in r.entities] for r in rows], dtype=np.float32)
+        ),
         torch.from_numpy(np.stack([m for m, _ in nbs])),
         torch.from_numpy(np.stack([c for _, c in nbs])),
     )

@@ -31,17 +31,22 @@ class Outcome:
     Args:
         rule_id: the rule.
         result: ``hit``, ``no_hit`` or ``error``.
-        trace: each field read, call and operator with its value, in evaluation order (up to the
-            fault, for an error), as ``text -> value`` lines.
+        steps: each field read, call and operator with its value, in evaluation order (up to
+            the fault, for an error), as ``(text, value)`` pairs; :attr:`trace` words them.
         error: why the rule could not be decided, for an ``error``.
         missing: the missing field's path, when that was the fault.
     """
 
     rule_id: str
     result: Result
-    trace: tuple[str, ...]
+    steps: tuple[tuple[str, Any], ...]
     error: str | None = None
     missing: str | None = None
+
+    @property
+    def trace(self) -> tuple[str, ...]:
+        """The steps as ``text -> value`` lines (worded when asked, not on the hot path)."""
+        return tuple(f"{text} -> {value!r}" for text, value in self.steps)
 
     @property
     def hit(self) -> bool:
@@ -52,7 +57,7 @@ class Outcome:
 def evaluate(rule: Rule, context: Context | Mapping[str, Any]) -> Outcome:
     """Evaluate ``rule`` on ``context``. Never raises: data faults give an ``error`` outcome."""
     evaluation = rule.expression.evaluate(context)
-    trace = tuple(evaluation.trace)
+    trace = evaluation.steps
     if evaluation.error is not None:
         return Outcome(rule.id, "error", trace, evaluation.error, evaluation.path)
     value = evaluation.value

@@ -33,7 +33,9 @@ def is_number(value: object) -> bool:
     kind = type(value)
     if kind is int or kind is float:
         return True
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind is str or kind is bool or value is None:  # the common answers, without the ABC
+        return False
+    return isinstance(value, numbers.Real)
 
 
 def type_name(value: object) -> str:
@@ -121,6 +123,8 @@ class FunctionSpec:
 
 
 def _equal(left: object, right: object) -> bool:
+    if type(left) is str and type(right) is str:
+        return left == right
     if is_number(left) and is_number(right):
         return bool(left == right)
     if type_name(left) != type_name(right):
