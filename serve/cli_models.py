@@ -283,6 +283,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from serve.api import create_app
     from serve.cli import _settings
+    from serve.pipeline import settle_heap
     from serve.tokens import SigningKeys, TokenError
     from serve.wiring import decision_journal, scoring_pipeline, warm_from_data_dir
 
@@ -296,6 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with scoring_pipeline(settings, args.model) as pipeline, decision_journal(settings) as journal:
         progress = _progress(args)
         warm_from_data_dir(settings, pipeline, history=not args.no_history, progress=progress)
+        settle_heap()
         pipeline.on_decisions = journal.hook(pipeline)
         try:
             uvicorn.run(
@@ -477,6 +479,7 @@ def _replay_over_http(
 
     from ingest.events import encode_event
     from serve.api import create_app
+    from serve.pipeline import settle_heap
     from serve.tokens import SigningKeys, issue
 
     keys = SigningKeys.parse("demo=" + secrets.token_urlsafe(40))  # this run only
@@ -486,6 +489,7 @@ def _replay_over_http(
     # without blocking or alerting on what happened weeks ago
     for k in range(0, cut, 2000):
         pipeline.warm(events[k : min(k + 2000, cut)])
+    settle_heap()
     server = uvicorn.Server(
         uvicorn.Config(create_app(pipeline, keys), host="127.0.0.1", port=0, log_level="warning")
     )

@@ -17,7 +17,9 @@ full Captum explanation is served on demand).
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import gc
 import math
 import threading
 import time
@@ -480,6 +482,22 @@ _INPUT_NAMES: Final = (
     *(f"{REL_WORD[RELATIONS[slot][0]]}.history_{rel2}" for slot, rel2 in NEIGHBOUR_SLOTS),
 )
 """The names of the model's inputs, in the order :meth:`ScoringPipeline._attributions` ranks."""
+
+
+def settle_heap(young: int = 10_000) -> None:
+    """Tune the garbage collector for a long-lived scoring process, once its state is built.
+
+    The pipeline's state is millions of small long-lived objects; every full collection walks
+    them all (about a second per 250,000 events of history here), a pause that lands on some
+    unlucky request. Collecting once and freezing what survives takes the rebuilt state out
+    of later collections, and collecting the young generation every ``young`` allocations
+    instead of 700 cuts the collector's share of scoring (about 15% here).
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, old)
+    atexit.register(gc.unfreeze)  # at exit, frozen objects are collected as usual
 
 
 def _replay(d: Decision) -> Decision:

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from ingest.events import decode_event
 from ingest.pipeline import EVENTS_TOPIC
-from serve.pipeline import ScoringPipeline
+from serve.pipeline import ScoringPipeline, settle_heap
 
 GROUP: Final = "scoring"
 
@@ -86,6 +86,7 @@ class StreamScorer:
                         break
                     self.pipeline.warm([decode_event(r.payload) for r in records])
                     summary.rebuilt += len(records)
+                settle_heap()
             with self.out.open("a", encoding="utf-8") as log:
                 while True:
                     records = consumer.poll(self.batch)

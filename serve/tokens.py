@@ -149,6 +149,19 @@ def verify(keys: SigningKeys, token: str, *, scope: str, now: datetime) -> Claim
         TokenInvalid: the token is not acceptable (reason in the message, no secrets).
         ScopeMissing: the token is valid but lacks ``scope``.
     """
+    return _admit(_signed(keys, token), scope, now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    """A token whose signature, algorithm, issuer and claims were checked (not yet its times)."""
+
+    claims: Claims
+    not_before: float
+    expires: float
+
+
+def _signed(keys: SigningKeys, token: str) -> _Signed:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -161,7 +174,7 @@ def verify(keys: SigningKeys, token: str, *, scope: str, now: datetime) -> Claim
         raise TokenInvalid(f"token: signed by an unknown or retired key {kid!r}")
     try:
         # the clock is injected: pyjwt would compare times with its own, so they are checked
-        # below against ``now``
+        # in _admit against ``now``
         claims = jwt.decode(
             token,
             secret,
@@ -176,18 +189,52 @@ def verify(keys: SigningKeys, token: str, *, scope: str, now: datetime) -> Claim
         )
     except jwt.PyJWTError as exc:
         raise TokenInvalid(f"token: {exc}") from None
-    t = now.timestamp()
-    if t > claims["exp"] + LEEWAY_S:
-        raise TokenInvalid("token: expired")
-    if t < claims["nbf"] - LEEWAY_S:
-        raise TokenInvalid("token: not valid yet")
-    scopes = frozenset(str(claims["scope"]).split())
-    if scope not in scopes:
-        raise ScopeMissing(f"token: client {claims['sub']!r} lacks the scope {scope!r}")
-    return Claims(
-        client=str(claims["sub"]),
-        scopes=scopes,
-        expires=datetime.fromtimestamp(claims["exp"], UTC),
-        token_id=str(claims["jti"]),
-        kid=kid,
+    return _Signed(
+        Claims(
+            client=str(claims["sub"]),
+            scopes=frozenset(str(claims["scope"]).split()),
+            expires=datetime.fromtimestamp(claims["exp"], UTC),
+            token_id=str(claims["jti"]),
+            kid=kid,
+        ),
+        float(claims["nbf"]),
+        float(claims["exp"]),
     )
+
+
+def _admit(signed: _Signed, scope: str, now: datetime) -> Claims:
+    t = now.timestamp()
+    if t > signed.expires + LEEWAY_S:
+        raise TokenInvalid("token: expired")
+    if t < signed.not_before - LEEWAY_S:
+        raise TokenInvalid("token: not valid yet")
+    claims = signed.claims
+    if scope not in claims.scopes:
+        raise ScopeMissing(f"token: client {claims.client!r} lacks the scope {scope!r}")
+    return claims
+
+
+class Verifier:
+    """:func:`verify` for a server: a token's signature is checked once, its times every call.
+
+    A gateway sends the same token thousands of times a second; the HMAC and JSON decoding of
+    a token already seen are skipped (its expiry, not-before and scope are checked on every
+    call against ``now``). Only tokens that passed the signature check are kept, at most
+    ``size`` of them (the oldest go first). The keys are fixed for a verifier's life: a key
+    retired by a restart with new keys takes its tokens with it.
+    """
+
+    def __init__(self, keys: SigningKeys, *, size: int = 4096) -> None:
+        self.keys = keys
+        self._size = size
+        self._seen: dict[str, _Signed] = {}
+
+    def verify(self, token: str, *, scope: str, now: datetime) -> Claims:
+        """As :func:`verify`."""
+        signed = self._seen.get(token)
+        if signed is None:
+            signed = _signed(self.keys, token)
+            if len(self._seen) >= self._size:
+                del self._seen[next(iter(self._seen))]
+            self._seen[token] = signed
+        return _admit(signed, scope, now)

@@ -1,0 +1,3 @@
+module ringfence/perf/loadgen
+
+go 1.22
