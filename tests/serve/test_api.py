@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -20,11 +22,12 @@ from tests.serve.conftest import running
 KEYS = SigningKeys.parse("k1=" + "q" * 40)
 
 
-@pytest.fixture(scope="module")
-def server(history_and_model: tuple) -> Iterator[tuple[str, ScoringPipeline]]:
+@pytest.fixture(scope="module", params=[True, False], ids=["fast_path", "fastapi_routes"])
+def server(history_and_model: tuple, request) -> Iterator[tuple[str, ScoringPipeline]]:
+    """The API, with the scoring routes answered by the fast path and by FastAPI's routes."""
     _, (model, manifest) = history_and_model
     pipeline = ScoringPipeline(model, manifest)
-    with running(create_app(pipeline, KEYS)) as url:
+    with running(create_app(pipeline, KEYS, fast_path=request.param)) as url:
         yield url, pipeline
 
 
@@ -226,3 +229,66 @@ def test_a_scored_transaction_is_explained_on_demand(
     assert body["model_version"] == pipeline.version
     status, _ = call(url, "/v1/transactions/nope/explanation", auth=token(["explain"]))
     assert status == 404
+
+
+def test_concurrent_calls_are_scored_together_each_getting_its_own_answer(
+    history_and_model: tuple,
+) -> None:
+    _, (model, manifest) = history_and_model
+    txns = transactions(history_and_model)[:300]
+
+    class Busy(ScoringPipeline):
+        """A pipeline whose every call takes at least 20 ms, as a heavy batch would."""
+
+        def process(self, events):  # type: ignore[no-untyped-def]
+            time.sleep(0.02)
+            return super().process(events)
+
+    pipeline = Busy(model, manifest)
+    app = create_app(pipeline, KEYS)
+    auth = token(["score"])
+    with running(app) as url:
+        host = url.removeprefix("http://")
+
+        def gateway(chunk: list[dict]) -> list[tuple[int, dict]]:
+            """A gateway on one keep-alive connection, calling for each of its transactions."""
+            conn = http.client.HTTPConnection(host, timeout=30)
+            out = []
+            try:
+                for t in chunk:
+                    conn.request(
+                        "POST",
+                        "/v1/score",
+                        json.dumps(t),
+                        {"content-type": "application/json", "authorization": f"Bearer {auth}"},
+                    )
+                    resp = conn.getresponse()
+                    out.append((resp.status, json.loads(resp.read())))
+            finally:
+                conn.close()
+            return out
+
+        with ThreadPoolExecutor(30) as pool:  # 30 gateways at once, 10 calls each
+            chunks = [txns[k::30] for k in range(30)]
+            by_gateway = list(pool.map(gateway, chunks))
+        answers = [a for got in by_gateway for a in got]
+        txns = [t for chunk in chunks for t in chunk]
+        batcher = app.state.scoring.batcher
+        batches, largest = batcher.batches, batcher.largest
+        retried = [call(url, "/v1/score", t, auth) for t in txns]
+        _, metrics = call(url, "/metrics")
+    assert [status for status, _ in answers] == [200] * len(txns)
+    assert [a["txn_id"] for _, a in answers] == [t["txn_id"] for t in txns]
+    assert largest > 1, "concurrent calls were never scored together"
+    assert batches < len(txns)
+    assert pipeline.stats.transactions == len(txns)
+    # each answer was its own transaction's decision: a retry gives back exactly that answer
+    for (_, first), (status, again) in zip(answers, retried, strict=True):
+        assert status == 200
+        assert again["replayed"] is True
+        assert (again["txn_id"], again["score"], again["decision"]) == (
+            first["txn_id"],
+            first["score"],
+            first["decision"],
+        )
+    assert "ringfence_microbatch_transactions_bucket" in metrics["text"].decode()
