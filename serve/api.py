@@ -31,6 +31,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -422,6 +423,11 @@ def create_app(
     ahead of FastAPI's routing; without it, by the FastAPI routes. Both give the same answers.
     """
     metrics = Metrics(pipeline.version)
+    Gauge(
+        "ringfence_model_backend_failures",
+        "Batches the model backend failed (scored in process instead)",
+        registry=metrics.registry,
+    ).set_function(lambda: pipeline.stats.backend_failures)
     scoring = Scoring(pipeline, keys, validator or Validator(), metrics, now)
 
     @asynccontextmanager

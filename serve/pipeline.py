@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import gc
+import logging
 import math
 import threading
 import time
@@ -42,6 +43,8 @@ from rules import Context, PolicyConfig, RuleSet, decide
 from rules.store import StoreFollower
 from serve.alerts import Alert
 from serve.enforcement import DEFAULT_TTL, BlockList, Challenges
+
+log = logging.getLogger(__name__)
 
 
 class ModelBackend(Protocol):
@@ -116,6 +119,7 @@ class PipelineStats:
     transactions: int = 0
     replayed: int = 0
     alert_failures: int = 0
+    backend_failures: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
 
 
@@ -300,9 +304,8 @@ class ScoringPipeline:
     ) -> list[Decision]:
         x, ex, has, nb, cnt = batch_tensors(rows, nbs)
         with intra_op_threads(1):
-            if self.backend is not None:
-                scores = self.backend.score(rows, (x, ex, has, nb, cnt))
-            else:
+            scores = self._remote_scores(rows, (x, ex, has, nb, cnt))
+            if scores is None:
                 with torch.no_grad():
                     scores = torch.sigmoid(self.model.forward_dense(x, ex, has, nb, cnt)).tolist()
             flagged = [i for i, s in enumerate(scores) if s >= self.review]
@@ -350,6 +353,24 @@ class ScoringPipeline:
             if self.alerts is not None and not decided_by.startswith("list:"):
                 self._alert(decision, row.entities[0] or "")
         return out
+
+    def _remote_scores(
+        self, rows: list[TxnRow], inputs: tuple[torch.Tensor, ...]
+    ) -> list[float] | None:
+        """The backend's scores; None without one, or when it fails.
+
+        The batch's rows are already in the state, so a failed call must not fail the batch
+        (a retry would fold them in twice): the same model version scores them in process
+        (the backend checks it serves this version), and the failure is counted and logged.
+        """
+        if self.backend is None:
+            return None
+        try:
+            return self.backend.score(rows, inputs)
+        except Exception as exc:
+            self.stats.backend_failures += 1
+            log.warning("model backend failed; %d scored in process: %s", len(rows), exc)
+            return None
 
     def _alert(self, d: Decision, account: str) -> None:
         """Blocks and reviews become alerts (never raising, never waiting)."""

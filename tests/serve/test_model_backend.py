@@ -143,9 +143,14 @@ def test_another_model_version_is_refused(history_and_model: tuple, server: str)
 
     # checked on every answer too, not only when built
     backend = TorchServeBackend.for_pipeline(pipeline, server, "fraud", timeout_s=30, check=False)
+    # in the pipeline, an answer from another version is not used: the batch is scored by
+    # the pipeline's own model, and the failure counted
     pipeline.backend = backend
-    with intra_op_threads(1), pytest.raises(ModelBackendError, match="serves model version"):
-        pipeline.process(split(history.events)[1][:20])
+    with intra_op_threads(1):
+        decided = pipeline.process(split(history.events)[1][:20])
+    assert decided
+    assert pipeline.stats.backend_failures == 1
+    assert backend.served_version == manifest["version"] != other["version"]
 
 
 def test_an_unknown_model_name_names_the_answer(history_and_model: tuple, server: str) -> None:
@@ -183,3 +188,32 @@ def test_the_settings_wire_the_torchserve_backend(
         pass
     with scoring_pipeline(Settings(data_dir=tmp_path, alert_outbox=False), model_dir) as p:
         assert p.backend is None
+
+
+def test_a_failing_torchserve_falls_back_to_the_same_model_in_process(
+    history_and_model: tuple,
+) -> None:
+    history, (model, manifest) = history_and_model
+    warm, events = split(history.events)
+    with intra_op_threads(1):
+        local = ScoringPipeline(model, manifest)
+        local.warm(warm)
+        expected, _ = in_batches(local, events)
+
+        remote = ScoringPipeline(model, manifest)
+        remote.warm(warm)
+        # TorchServe went away after the start-up check: nothing listens on this port
+        remote.backend = TorchServeBackend(
+            f"http://127.0.0.1:{free_port()}",
+            "fraud",
+            remote.history,
+            timeout_s=2,
+            expected_version=manifest["version"],
+            check=False,
+        )
+        got, batches = in_batches(remote, events)
+    assert remote.stats.backend_failures == batches > 0
+    assert [(d.txn_id, d.score, d.decision) for d in got] == [
+        (d.txn_id, d.score, d.decision) for d in expected
+    ]
+    assert remote.stats.transactions == local.stats.transactions
