@@ -54,9 +54,12 @@ class Outcome:
         return self.result == "hit"
 
 
-def evaluate(rule: Rule, context: Context | Mapping[str, Any]) -> Outcome:
-    """Evaluate ``rule`` on ``context``. Never raises: data faults give an ``error`` outcome."""
-    evaluation = rule.expression.evaluate(context)
+def evaluate(rule: Rule, context: Context | Mapping[str, Any], *, traced: bool = True) -> Outcome:
+    """Evaluate ``rule`` on ``context``. Never raises: data faults give an ``error`` outcome.
+
+    Untraced, the result and error are the same and the outcome has no steps.
+    """
+    evaluation = rule.expression.evaluate(context, traced=traced)
     trace = evaluation.steps
     if evaluation.error is not None:
         return Outcome(rule.id, "error", trace, evaluation.error, evaluation.path)
@@ -67,8 +70,21 @@ def evaluate(rule: Rule, context: Context | Mapping[str, Any]) -> Outcome:
     return Outcome(rule.id, "hit" if value else "no_hit", trace)
 
 
-def evaluate_all(rules: Iterable[Rule], context: Context | Mapping[str, Any]) -> list[Outcome]:
-    """Evaluate every rule on the same context, in order."""
+def evaluate_all(
+    rules: Iterable[Rule], context: Context | Mapping[str, Any], *, trace_misses: bool = True
+) -> list[Outcome]:
+    """Evaluate every rule on the same context, in order.
+
+    With ``trace_misses=False`` (the scoring hot path) each rule runs untraced first, and again
+    traced only when it hits or fails: the rules that did not hit, most of them on most
+    transactions, cost no trace, and their outcomes carry no steps.
+    """
     if not isinstance(context, Context):
         context = Context(context)
-    return [evaluate(rule, context) for rule in rules]
+    if trace_misses:
+        return [evaluate(rule, context) for rule in rules]
+    out = []
+    for rule in rules:
+        outcome = evaluate(rule, context, traced=False)
+        out.append(outcome if outcome.result == "no_hit" else evaluate(rule, context))
+    return out

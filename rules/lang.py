@@ -530,14 +530,20 @@ class Expression:
     source: str
     tree: Node = field(repr=False)
     run: Compiled = field(repr=False, compare=False)
+    quick: Compiled = field(repr=False, compare=False)
+    """The same closures without the trace: the same value or fault, cheaper."""
 
-    def evaluate(self, context: Context | Mapping[str, Any]) -> Evaluation:
-        """Evaluate against ``context`` (a Context, or plain data). Never raises."""
+    def evaluate(self, context: Context | Mapping[str, Any], *, traced: bool = True) -> Evaluation:
+        """Evaluate against ``context`` (a Context, or plain data). Never raises.
+
+        Untraced (``traced=False``), the value or fault is the same and ``steps`` is empty:
+        for a first pass on the hot path, traced again only where the trace is wanted.
+        """
         if not isinstance(context, Context):
             context = Context(context if isinstance(context, Mapping) else {})
         env = _Env(context)
         try:
-            value = self.run(env)
+            value = (self.run if traced else self.quick)(env)
         except EvalFault as fault:
             return Evaluation(None, fault.message, fault.path, tuple(env.steps))
         except Exception as exc:  # a fault we did not foresee is still an outcome
@@ -553,68 +559,60 @@ def compile_expression(source: str) -> Expression:
     5
     """
     tree = parse_expression(source)
-    return Expression(source, tree, _compile(tree, source))
+    return Expression(source, tree, _compile(tree, source, True), _compile(tree, source, False))
 
 
-def _compile(node: Node, source: str) -> Compiled:
+def _compile(node: Node, source: str, traced: bool) -> Compiled:
+    """Closures for ``node``; ``traced`` ones record each step's text and value."""
     text = source[node.start : node.end]
     if isinstance(node, Literal):
         constant = node.value
         return lambda env: constant
     if isinstance(node, ListNode):
-        items = [_compile(item, source) for item in node.items]
+        items = [_compile(item, source, traced) for item in node.items]
         return lambda env: [item(env) for item in items]
     if isinstance(node, Field):
-        return _compile_field(node.path)
-    if isinstance(node, Unary):
-        operand = _compile(node.operand, source)
-        apply = OPERATORS[node.op].apply
-
-        def unary(env: _Env) -> Any:
-            value = apply(operand(env))
-            env.steps.append((text, value))
-            return value
-
-        return unary
-    if isinstance(node, Binary):
-        left, right = _compile(node.left, source), _compile(node.right, source)
-        if node.op in ("and", "or"):
-            return _compile_logical(node.op, text, left, right)
-        apply = OPERATORS[node.op].apply
-
-        def binary(env: _Env) -> Any:
-            value = apply(left(env), right(env))
-            env.steps.append((text, value))
-            return value
-
-        return binary
-    if isinstance(node, Call):
-        args = [_compile(arg, source) for arg in node.args]
-        function = FUNCTIONS[node.name].apply
-
-        def call(env: _Env) -> Any:
-            value = function(env, *[arg(env) for arg in args])
-            env.steps.append((text, value))
-            return value
-
-        return call
+        return _compile_field(node.path, traced)
     if isinstance(node, Member):
-        return _compile_member(_compile(node.target, source), node.name, text)
+        return _compile_member(_compile(node.target, source, traced), node.name, text, traced)
+    if isinstance(node, Binary) and node.op in ("and", "or"):
+        left, right = _compile(node.left, source, traced), _compile(node.right, source, traced)
+        return _compile_logical(node.op, text, left, right, traced)
+    run = _compile_step(node, source, traced)
+    if not traced:
+        return run
+
+    def step(env: _Env) -> Any:
+        value = run(env)
+        env.steps.append((text, value))
+        return value
+
+    return step
+
+
+def _compile_step(node: Node, source: str, traced: bool) -> Compiled:
+    """An operator, call or method: its value, without the step's own trace line."""
+    if isinstance(node, Unary):
+        operand = _compile(node.operand, source, traced)
+        unary = OPERATORS[node.op].apply
+        return lambda env: unary(operand(env))
+    if isinstance(node, Binary):
+        left, right = _compile(node.left, source, traced), _compile(node.right, source, traced)
+        binary = OPERATORS[node.op].apply
+        return lambda env: binary(left(env), right(env))
+    if isinstance(node, Call):
+        args = [_compile(arg, source, traced) for arg in node.args]
+        function = FUNCTIONS[node.name].apply
+        return lambda env: function(env, *[arg(env) for arg in args])
     if isinstance(node, Method):
-        target = _compile(node.target, source)
-        args = [_compile(arg, source) for arg in node.args]
+        target = _compile(node.target, source, traced)
+        args = [_compile(arg, source, traced) for arg in node.args]
         method = METHODS[node.name].apply
-
-        def method_call(env: _Env) -> Any:
-            value = method(target(env), *[arg(env) for arg in args])
-            env.steps.append((text, value))
-            return value
-
-        return method_call
+        return lambda env: method(target(env), *[arg(env) for arg in args])
     raise TypeError(f"unknown node {node!r}")  # pragma: no cover - the parser makes no others
 
 
-def _compile_field(path: tuple[str, ...]) -> Compiled:
+def _compile_field(path: tuple[str, ...], traced: bool = True) -> Compiled:
     dotted = ".".join(path)
 
     def read(env: _Env) -> Any:
@@ -630,26 +628,30 @@ def _compile_field(path: tuple[str, ...]) -> Compiled:
                 value = value[key]
             except KeyError:
                 raise EvalFault(f"missing field {dotted}", dotted) from None
-        env.steps.append((dotted, value))
+        if traced:
+            env.steps.append((dotted, value))
         return value
 
     return read
 
 
-def _compile_member(target: Compiled, name: str, text: str) -> Compiled:
+def _compile_member(target: Compiled, name: str, text: str, traced: bool = True) -> Compiled:
     def member(env: _Env) -> Any:
         value = target(env)
         if not isinstance(value, Mapping) or name not in value:
             found = type_name(value) if not isinstance(value, Mapping) else "mapping without it"
             raise EvalFault(f"missing field {text} ({found})", text)
         result = value[name]
-        env.steps.append((text, result))
+        if traced:
+            env.steps.append((text, result))
         return result
 
     return member
 
 
-def _compile_logical(op: str, text: str, left: Compiled, right: Compiled) -> Compiled:
+def _compile_logical(
+    op: str, text: str, left: Compiled, right: Compiled, traced: bool = True
+) -> Compiled:
     is_and = op == "and"
 
     def logical(env: _Env) -> bool:
@@ -657,12 +659,14 @@ def _compile_logical(op: str, text: str, left: Compiled, right: Compiled) -> Com
         if type(first) is not bool:
             raise EvalFault(f"{op!r} needs booleans, got {type_name(first)}")
         if first is not is_and:  # false for 'and', true for 'or': the answer is known
-            env.steps.append((text, first))
+            if traced:
+                env.steps.append((text, first))
             return first
         second = right(env)
         if type(second) is not bool:
             raise EvalFault(f"{op!r} needs booleans, got {type_name(second)}")
-        env.steps.append((text, second))
+        if traced:
+            env.steps.append((text, second))
         return second
 
     return logical

@@ -62,6 +62,8 @@ class PolicyConfig:
         apply_weights: whether rule weights adjust the model score.
         review_on_error: whether a rule ``error`` turns an approval into a review.
         deny_lists: ``(list name, field path)`` pairs: block when the field's value is listed.
+        trace_misses: whether rules that did not hit keep their evaluation trace too (off:
+            hits and errors are traced, misses are not, which is cheaper on the hot path).
     """
 
     block_threshold: float = 0.9
@@ -71,6 +73,7 @@ class PolicyConfig:
     apply_weights: bool = True
     review_on_error: bool = False
     deny_lists: tuple[tuple[str, str], ...] = ()
+    trace_misses: bool = False
 
     def __post_init__(self) -> None:
         low = self.review_threshold if self.step_up_threshold is None else self.step_up_threshold
@@ -134,7 +137,7 @@ def _deny_list_hit(context: Context, config: PolicyConfig) -> str | None:
 def _decide_one(
     score: float | None, context: Context, ruleset: RuleSet, config: PolicyConfig
 ) -> Decision:
-    outcomes = evaluate_all(ruleset, context)
+    outcomes = evaluate_all(ruleset, context, trace_misses=config.trace_misses)
     hits: list[Rule] = [rule for rule, o in zip(ruleset, outcomes, strict=True) if o.hit]
     errors = [o for o in outcomes if o.result == "error"]
 

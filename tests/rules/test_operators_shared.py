@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from rules.errors import EvalFault
-from rules.evaluate import evaluate
+from rules.evaluate import evaluate, evaluate_all
 from rules.lang import Context, compile_expression
 from rules.operators import FUNCTIONS, METHODS, OPERATORS
 from rules.ruleset import Rule
@@ -139,3 +139,35 @@ def test_implementations_raise_only_faults(name):
             args = (x, y)[: spec.arity]
             with contextlib.suppress(EvalFault):
                 spec.apply(*args)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_untraced_evaluation_gives_the_same_value_and_fault(name):
+    template, examples = CASES[name]
+    expression = compile_expression(f"({template}) == true")
+    contexts = [_context(x, y) for x, y, _ in examples]
+    contexts += [_junk_context(x, y) for x in JUNK for y in JUNK]
+    for context in contexts:
+        traced = expression.evaluate(context)
+        quick = expression.evaluate(context, traced=False)
+        assert (quick.value, quick.error, quick.path) == (traced.value, traced.error, traced.path)
+        # only a detector's own finding is kept untraced
+        assert all(step in traced.steps for step in quick.steps)
+        assert len(quick.steps) < len(traced.steps) or not traced.steps
+
+
+def test_the_hot_path_traces_hits_and_errors_only():
+    rules = [
+        Rule("hit", "x > 1", "tag"),
+        Rule("miss", "x < 1", "tag"),
+        Rule("broken", "missing.field > 1", "tag"),
+    ]
+    context = _context(5, 0)
+    full = evaluate_all(rules, context)
+    hot = evaluate_all(rules, context, trace_misses=False)
+    assert [o.result for o in hot] == [o.result for o in full] == ["hit", "no_hit", "error"]
+    assert [o.error for o in hot] == [o.error for o in full]
+    assert hot[0].trace == full[0].trace != ()
+    assert hot[2].trace == full[2].trace
+    assert full[1].trace != ()
+    assert hot[1].trace == ()
