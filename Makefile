@@ -11,7 +11,7 @@ PROFILE ?= default
 SEED ?= 7
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format schemas bench clean help java
+.PHONY: setup demo test lint format schemas bench clean help java go
 
 help:
 	@echo "make demo   - generate data, ingest it, print the reconciled summary (embedded, no servers)"
@@ -37,10 +37,16 @@ java:
 	  echo "installing OpenJDK 17 and Maven (Debian packages) ..."; \
 	  apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven; }
 
+# Go builds the load generator (perf/loadgen; standard library only), tested by the suite.
+go:
+	@command -v go >/dev/null || { \
+	  echo "installing Go (Debian package) ..."; \
+	  apt-get update -qq && apt-get install -y -qq golang-go; }
+
 demo: setup
 	RINGFENCE_DATA_DIR=$(DATA_DIR) $(BIN)/ringfence demo --profile $(PROFILE) --seed $(SEED)
 
-test: setup java lint
+test: setup java go lint
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:coverage.xml $(PYTEST_ARGS)
 
 lint: setup

@@ -1,3 +1,3 @@
 module ringfence/perf/loadgen
 
-go 1.22
+go 1.19

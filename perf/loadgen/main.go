@@ -84,7 +84,10 @@ func readBodies(path string, batch int) ([][]byte, error) {
 	}
 	var bodies [][]byte
 	for i := 0; i < len(lines); i += batch {
-		end := min(i+batch, len(lines))
+		end := i + batch
+		if end > len(lines) {
+			end = len(lines)
+		}
 		var b bytes.Buffer
 		b.WriteString(`{"transactions":[`)
 		b.Write(bytes.Join(lines[i:end], []byte(",")))
@@ -108,7 +111,12 @@ func percentile(sorted []time.Duration, q float64) float64 {
 		return 0
 	}
 	i := int(q*float64(len(sorted))+0.5) - 1
-	i = max(0, min(i, len(sorted)-1))
+	if i > len(sorted)-1 {
+		i = len(sorted) - 1
+	}
+	if i < 0 {
+		i = 0
+	}
 	return float64(sorted[i]) / 1e6
 }
 
@@ -244,7 +252,11 @@ func main() {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	s.AchievedRPS = float64(s.OK) / wall
-	s.AchievedTPS = s.AchievedRPS * float64(max(1, *batch))
+	per := *batch
+	if per < 1 {
+		per = 1
+	}
+	s.AchievedTPS = s.AchievedRPS * float64(per)
 	s.P50, s.P95, s.P99 = percentile(lat, 0.50), percentile(lat, 0.95), percentile(lat, 0.99)
 	if len(lat) > 0 {
 		s.Max = float64(lat[len(lat)-1]) / 1e6
