@@ -19,7 +19,8 @@ shape: ``{"error": {"code", "message", "fields": [{"index", "field", "reason"}]}
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
@@ -91,17 +92,23 @@ class MicroBatcher:
     never for a timer: alone it is scored at once, and under load the transactions that came
     in while the previous batch was being scored go together (up to :data:`MAX_COMPANY`).
     Requests are scored in arrival order, each request's transactions in its own order.
+
+    With a feature worker (the pipeline's ``worker``), a drained batch is begun (its features
+    computed in the worker's process) and finished when the worker answers, signalled on the
+    event loop by the worker's pipe: meanwhile this process parses the next requests and
+    decides the batch before, so the two stages use two cores.
     """
 
     def __init__(
-        self,
-        process: Callable[[Sequence[Any]], list[Any]],
-        observe: Callable[[int], None] = lambda size: None,
+        self, pipeline: ScoringPipeline, observe: Callable[[int], None] = lambda size: None
     ) -> None:
-        self._process = process
+        self._pipeline = pipeline
         self._observe = observe
         self._queue: list[tuple[list[Any], asyncio.Future[list[Any]]]] = []
         self._scheduled = False
+        self._flying: deque[tuple[Any, list[tuple[list[Any], Any]]]] = deque()
+        self._worker = pipeline.worker
+        self._watching = False
         self.batches = 0
         self.largest = 0
 
@@ -114,6 +121,11 @@ class MicroBatcher:
             self._scheduled = True
             loop.call_soon(self._drain, loop)
         return await done
+
+    def settle(self) -> None:
+        """Finish every batch in flight (before asking the feature worker anything else)."""
+        while self._flying:
+            self._finish_oldest()
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         taken, size = 0, 0
@@ -130,19 +142,53 @@ class MicroBatcher:
         self.batches += 1
         self.largest = max(self.largest, size)
         self._observe(size)
+        events = [e for events, _ in group for e in events]
+        if self._worker is None:
+            self._settle_group(group, lambda: self._pipeline.process(events))
+            return
         try:
-            decisions = self._process([e for events, _ in group for e in events])
+            batch = self._pipeline.begin(events)
+        except Exception as exc:
+            self._fail(group, exc, size)
+            return
+        self._flying.append((batch, group))
+        if len(self._flying) > 1:  # the worker has the new batch: decide the one before
+            self._finish_oldest()
+        if self._flying and not self._watching:
+            loop.add_reader(self._worker.fileno(), self._on_answer, loop)
+            self._watching = True
+
+    def _on_answer(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._flying and self._worker.ready(self._flying[0][0].ticket):  # type: ignore[union-attr]
+            self._finish_oldest()
+        if not self._flying and self._watching:
+            loop.remove_reader(self._worker.fileno())  # type: ignore[union-attr]
+            self._watching = False
+
+    def _finish_oldest(self) -> None:
+        batch, group = self._flying.popleft()
+        self._settle_group(group, lambda: self._pipeline.finish(batch))
+
+    def _settle_group(
+        self, group: list[tuple[list[Any], Any]], decide: Callable[[], list[Any]]
+    ) -> None:
+        try:
+            decisions = decide()
         except Exception as exc:  # every waiting request learns of it; the server goes on
-            log.exception("scoring a micro-batch of %d transactions failed", size)
-            for _, done in group:
-                if not done.done():
-                    done.set_exception(exc)
+            self._fail(group, exc, sum(len(events) for events, _ in group))
             return
         start = 0
         for events, done in group:
             if not done.done():  # a caller that went away has a cancelled future
                 done.set_result(decisions[start : start + len(events)])
             start += len(events)
+
+    @staticmethod
+    def _fail(group: list[tuple[list[Any], Any]], exc: Exception, size: int) -> None:
+        log.exception("scoring a micro-batch of %d transactions failed", size, exc_info=exc)
+        for _, done in group:
+            if not done.done():
+                done.set_exception(exc)
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -225,7 +271,7 @@ class Scoring:
         now: Callable[[], datetime],
     ) -> None:
         self.tokens = Verifier(keys)
-        self.batcher = MicroBatcher(pipeline.process, metrics.batch_size.observe)
+        self.batcher = MicroBatcher(pipeline, metrics.batch_size.observe)
         self.validate = validator.validate
         self.metrics = metrics
         self.now = now
@@ -503,6 +549,7 @@ def create_app(
     @app.get("/v1/transactions/{txn_id}/explanation")
     async def explanation(txn_id: str, who: Explaining) -> dict[str, Any]:
         """The full explanation of a scored transaction, computed on demand."""
+        scoring.batcher.settle()  # nothing in flight: the explanation sees its transaction
         out = pipeline.explain(txn_id)
         if out is None:
             raise ApiError(404, "not_found", f"no scored transaction {txn_id}")
@@ -528,6 +575,7 @@ def create_app(
     @app.post("/v1/rings/{ring_id}/block")
     async def block_ring(ring_id: str, who: Investigator) -> dict[str, Any]:
         """Block every member account of a ring in one operation."""
+        scoring.batcher.settle()
         ring = pipeline.features.ring(ring_id)
         if ring is None:
             raise ApiError(404, "not_found", f"no ring {ring_id}")

@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -111,6 +111,22 @@ class Decision:
         }
 
 
+@dataclass(slots=True, eq=False)
+class Batch:
+    """A batch between :meth:`ScoringPipeline.begin` and :meth:`ScoringPipeline.finish`."""
+
+    events: list[Any]
+    observe: list[Any]
+    """The events that go into the state, in order."""
+    order: list[tuple[str, Any]]
+    """Per transaction asked about: a replayed Decision, the index of its row among the
+    batch's transactions, ``-1 - index`` for a repeat within the batch, or None for one in a
+    batch begun before."""
+    ticket: int | None = None
+    rows: list[TxnRow | None] | None = None
+    rings: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class PipelineStats:
     """Counters since start."""
@@ -154,13 +170,18 @@ class ScoringPipeline:
         reload_every_s: float = 1.0,
         backend: ModelBackend | None = None,
         on_decisions: DecisionHook | None = None,
+        feature_worker: Any = None,
     ) -> None:
         self.model = model.eval()
         self.version = str(manifest["version"])
         t = manifest["thresholds"]
         self.block = float(t["block"])
         self.review = float(t.get("review", t["block"]))
-        self.features = FeatureState()
+        self.worker = feature_worker
+        self.features: Any = feature_worker if feature_worker is not None else FeatureState()
+        """The feature state: in process, or the worker (``ring_of`` and ``ring`` on both)."""
+        self._flying: dict[str, Batch] = {}
+        self._open: deque[Batch] = deque()
         self.state = OnlineState()
         self.stats = PipelineStats()
         self._decided: OrderedDict[str, Decision] = OrderedDict()
@@ -188,42 +209,93 @@ class ScoringPipeline:
 
     def process(self, events: Sequence[Any]) -> list[Decision]:
         """Fold ``events`` in (in order) and decide each transaction among them."""
+        return self.finish(self.begin(events))
+
+    def begin(self, events: Sequence[Any]) -> Batch:
+        """Start a batch: replays are answered, the rest goes to the feature state.
+
+        With a :class:`serve.feature_worker.FeatureWorker`, the feature rows are computed in
+        its process while this one decides the batches begun before; batches are finished in
+        the order they were begun (:meth:`finish`). ``process`` is ``finish(begin(events))``.
+        """
         with self._lock:
             self._follow_rules()
-            rows: list[TxnRow] = []
-            txns: list[Any] = []
-            nbs: list[tuple[np.ndarray, np.ndarray]] = []
-            order: list[tuple[str, int | Decision]] = []
+            observe: list[Any] = []
+            order: list[tuple[str, int | Decision | None]] = []
             in_batch: dict[str, int] = {}
+            n = 0
             for event in events:
                 if event.event_type == "transaction":
-                    seen = self._decided.get(event.txn_id)
+                    txn_id = event.txn_id
+                    seen = self._decided.get(txn_id)
                     if seen is not None:
                         self.stats.replayed += 1
-                        order.append((event.txn_id, _replay(seen)))
+                        order.append((txn_id, _replay(seen)))
                         continue
-                    earlier = in_batch.get(event.txn_id)
+                    earlier = in_batch.get(txn_id)
                     if earlier is not None:  # twice in one batch: once into the state
                         self.stats.replayed += 1
-                        order.append((event.txn_id, -1 - earlier))
+                        order.append((txn_id, -1 - earlier))
                         continue
+                    if txn_id in self._flying:  # in a batch begun before, decided by then
+                        self.stats.replayed += 1
+                        order.append((txn_id, None))
+                        continue
+                    in_batch[txn_id] = n
+                    order.append((txn_id, n))
+                    n += 1
                 self.stats.events += 1
-                row = self.features.observe(event)
+                observe.append(event)
+            batch = Batch(list(events), observe, order)
+            if self.worker is not None:
+                batch.ticket = self.worker.submit(observe)
+            else:
+                batch.rows = rows = [self.features.observe(e) for e in observe]
+                # the rings as they stand after the batch, as the worker reports them
+                ring_of = self.features.ring_of
+                batch.rings = {
+                    a: ring_of(a) for r in rows if r is not None for a in r.entities[:2] if a
+                }
+            for txn_id in in_batch:
+                self._flying[txn_id] = batch
+            self._open.append(batch)
+            return batch
+
+    def finish(self, batch: Batch) -> list[Decision]:
+        """Decide a batch :meth:`begin` started (the oldest one not finished)."""
+        with self._lock:
+            if not self._open or self._open[0] is not batch:
+                raise RuntimeError("batches are finished in the order they were begun")
+            try:
+                if batch.ticket is not None:
+                    rows, rings = self.worker.collect(batch.ticket, len(batch.observe))  # type: ignore[union-attr]
+                else:
+                    rows, rings = batch.rows, batch.rings  # type: ignore[assignment]
+            finally:
+                self._open.popleft()
+                for txn_id, got in batch.order:
+                    if type(got) is int and got >= 0:
+                        self._flying.pop(txn_id, None)
+            txn_rows: list[TxnRow] = []
+            txns: list[Any] = []
+            nbs: list[tuple[np.ndarray, np.ndarray]] = []
+            for event, row in zip(batch.observe, rows, strict=True):
                 if row is None:
                     continue
                 nbs.append(self.state.inputs(row))
                 self.state.add(row)
                 if self.history is not None:
                     self.history.append(row)
-                in_batch[row.txn_id] = len(rows)
-                order.append((row.txn_id, len(rows)))
-                rows.append(row)
+                txn_rows.append(row)
                 txns.append(event)
-            fresh = self._decide(rows, txns, nbs) if rows else []
+            fresh = self._decide(txn_rows, txns, nbs, rings.get) if txn_rows else []
             out: list[Decision] = []
-            for txn_id, got in order:
+            for txn_id, got in batch.order:
                 if isinstance(got, Decision):
                     out.append(got)
+                    continue
+                if got is None:
+                    out.append(_replay(self._decided[txn_id]))
                     continue
                 if got < 0:
                     out.append(_replay(fresh[-1 - got]))
@@ -236,7 +308,7 @@ class ScoringPipeline:
             while len(self._decided) > self._remember:
                 self._decided.popitem(last=False)
             if self.on_decisions is not None and fresh:
-                self.on_decisions(events, fresh)
+                self.on_decisions(batch.events, fresh)
             return out
 
     def warm(self, events: Sequence[Any]) -> int:
@@ -300,7 +372,11 @@ class ScoringPipeline:
             return self._decided.get(txn_id)
 
     def _decide(
-        self, rows: list[TxnRow], txns: list[Any], nbs: list[tuple[np.ndarray, np.ndarray]]
+        self,
+        rows: list[TxnRow],
+        txns: list[Any],
+        nbs: list[tuple[np.ndarray, np.ndarray]],
+        ring_of: Callable[[str], Any],
     ) -> list[Decision]:
         x, ex, has, nb, cnt = batch_tensors(rows, nbs)
         with intra_op_threads(1):
@@ -316,10 +392,8 @@ class ScoringPipeline:
             decided_by = "model"
             reasons: tuple[str, ...] = ()
             if i in attributions:
-                reasons = tuple(
-                    reason_codes(row, attributions[i], [], ring_of=self.features.ring_of)
-                )
-            ring = self.features.ring_of(row.entities[0]) if row.entities[0] else None
+                reasons = tuple(reason_codes(row, attributions[i], [], ring_of=ring_of))
+            ring = ring_of(row.entities[0]) if row.entities[0] else None
             ruleset_version = None
             shadow_action = None
             outcomes: tuple[Any, ...] = ()

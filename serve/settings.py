@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         default=True, description="Append alerts to <data_dir>/alerts/outbox.jsonl."
     )
 
+    feature_worker: bool = Field(
+        default=False,
+        description="Compute the feature state in a child process, so that features and "
+        "decisions run on two cores (the same decisions; see README).",
+    )
     model_backend: Literal["inprocess", "torchserve"] = Field(
         default="inprocess",
         description="Where the scoring pipeline's scores come from: the model in this process, "

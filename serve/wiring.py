@@ -107,7 +107,12 @@ def scoring_pipeline(
     alerts = build_dispatcher(config) if config.channels() else None
     blocks = BlockList(settings.path("blocks"))
     backend: TorchServeBackend | None = None
+    worker = None
     try:
+        if settings.feature_worker:
+            from serve.feature_worker import FeatureWorker
+
+            worker = FeatureWorker()
         pipeline = ScoringPipeline(
             model,
             manifest,
@@ -116,6 +121,7 @@ def scoring_pipeline(
             alerts=alerts,
             rules_from=StoreFollower(RuleStore(settings.path("rules"))),
             keep_history=keep_history,
+            feature_worker=worker,
         )
         if remote:
             # the backend reads the history the pipeline owns, so it is attached once the
@@ -132,6 +138,8 @@ def scoring_pipeline(
     finally:
         if backend is not None:
             backend.close()
+        if worker is not None:
+            worker.close()
         blocks.close()
         if alerts is not None:
             alerts.close(10.0)

@@ -15,6 +15,7 @@ import pytest
 
 from ingest.events import encode_event
 from serve.api import MAX_BODY_BYTES, create_app
+from serve.feature_worker import FeatureWorker
 from serve.pipeline import ScoringPipeline
 from serve.tokens import SigningKeys, issue
 from tests.serve.conftest import running
@@ -22,13 +23,24 @@ from tests.serve.conftest import running
 KEYS = SigningKeys.parse("k1=" + "q" * 40)
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["fast_path", "fastapi_routes"])
+@pytest.fixture(
+    scope="module",
+    params=[(True, False), (False, False), (True, True)],
+    ids=["fast_path", "fastapi_routes", "feature_worker"],
+)
 def server(history_and_model: tuple, request) -> Iterator[tuple[str, ScoringPipeline]]:
-    """The API, with the scoring routes answered by the fast path and by FastAPI's routes."""
+    """The API: scoring routes answered by the fast path, by FastAPI's routes, and with the
+    feature state in a worker process."""
     _, (model, manifest) = history_and_model
-    pipeline = ScoringPipeline(model, manifest)
-    with running(create_app(pipeline, KEYS, fast_path=request.param)) as url:
-        yield url, pipeline
+    fast_path, in_worker = request.param
+    worker = FeatureWorker() if in_worker else None
+    pipeline = ScoringPipeline(model, manifest, feature_worker=worker)
+    try:
+        with running(create_app(pipeline, KEYS, fast_path=fast_path)) as url:
+            yield url, pipeline
+    finally:
+        if worker is not None:
+            worker.close()
 
 
 def token(scopes: list[str]) -> str:
@@ -231,8 +243,9 @@ def test_a_scored_transaction_is_explained_on_demand(
     assert status == 404
 
 
+@pytest.mark.parametrize("in_worker", [False, True], ids=["in_process", "feature_worker"])
 def test_concurrent_calls_are_scored_together_each_getting_its_own_answer(
-    history_and_model: tuple,
+    history_and_model: tuple, in_worker: bool
 ) -> None:
     _, (model, manifest) = history_and_model
     txns = transactions(history_and_model)[:300]
@@ -240,11 +253,12 @@ def test_concurrent_calls_are_scored_together_each_getting_its_own_answer(
     class Busy(ScoringPipeline):
         """A pipeline whose every call takes at least 20 ms, as a heavy batch would."""
 
-        def process(self, events):  # type: ignore[no-untyped-def]
+        def begin(self, events):  # type: ignore[no-untyped-def]
             time.sleep(0.02)
-            return super().process(events)
+            return super().begin(events)
 
-    pipeline = Busy(model, manifest)
+    worker = FeatureWorker() if in_worker else None
+    pipeline = Busy(model, manifest, feature_worker=worker)
     app = create_app(pipeline, KEYS)
     auth = token(["score"])
     with running(app) as url:
@@ -292,3 +306,5 @@ def test_concurrent_calls_are_scored_together_each_getting_its_own_answer(
             first["decision"],
         )
     assert "ringfence_microbatch_transactions_bucket" in metrics["text"].decode()
+    if worker is not None:
+        worker.close()

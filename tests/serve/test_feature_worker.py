@@ -1,0 +1,62 @@
+"""The feature stage in a child process decides exactly as the in-process pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gnn.model import intra_op_threads
+from serve.feature_worker import FeatureWorker
+from serve.pipeline import ScoringPipeline
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[FeatureWorker]:
+    w = FeatureWorker()
+    yield w
+    w.close()
+
+
+def test_pipelined_batches_through_the_worker_decide_as_in_process(
+    history_and_model: tuple, worker: FeatureWorker
+) -> None:
+    history, (model, manifest) = history_and_model
+    events = list(history.events)
+    # a retry of a transaction from the batch before, while that batch is still in flight
+    retried = next(e for e in events[200:300] if e.event_type == "transaction")
+    batches = [events[k : k + 100] for k in range(0, len(events), 100)]
+    batches.insert(3, [retried])
+    with intra_op_threads(1):
+        local = ScoringPipeline(model, manifest)
+        expected = [d for b in batches for d in local.process(b)]
+
+        remote = ScoringPipeline(model, manifest, feature_worker=worker)
+        got = []
+        open_batch = remote.begin(batches[0])
+        for b in batches[1:]:
+            following = remote.begin(b)  # features of this batch while the last is decided
+            got += remote.finish(open_batch)
+            open_batch = following
+        got += remote.finish(open_batch)
+    assert len(got) == len(expected) > 1000
+    assert [(d.txn_id, d.score, d.decision, d.reasons, d.ring_id, d.replayed) for d in got] == [
+        (d.txn_id, d.score, d.decision, d.reasons, d.ring_id, d.replayed) for d in expected
+    ]
+    assert sum(d.replayed for d in got) >= 1
+    assert remote.stats.transactions == local.stats.transactions
+    # ring lookups go to the worker's detector
+    ringed = next((d for d in got if d.ring_id), None)
+    if ringed is not None:
+        assert remote.features.ring(ringed.ring_id) is not None
+
+
+def test_batches_finish_in_the_order_they_began(history_and_model: tuple) -> None:
+    history, (model, manifest) = history_and_model
+    pipeline = ScoringPipeline(model, manifest)
+    first = pipeline.begin(history.events[:10])
+    second = pipeline.begin(history.events[10:20])
+    with pytest.raises(RuntimeError, match="order"):
+        pipeline.finish(second)
+    pipeline.finish(first)
+    pipeline.finish(second)
