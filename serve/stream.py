@@ -88,15 +88,10 @@ class StreamScorer:
                     summary.rebuilt += len(records)
                 settle_heap()
             with self.out.open("a", encoding="utf-8") as log:
-                while True:
-                    records = consumer.poll(self.batch)
-                    if not records:
-                        if follow and (idle is None or not idle()):
-                            time.sleep(0.05)
-                            continue
-                        break
-                    decisions = self.pipeline.process([decode_event(r.payload) for r in records])
-                    for d in decisions:
+
+                def settle(batch: Any, records: list[Any]) -> None:
+                    """Decide a begun batch, log its decisions, then commit its records."""
+                    for d in self.pipeline.finish(batch):
                         summary.transactions += 1
                         if d.txn_id in written:
                             continue
@@ -112,6 +107,24 @@ class StreamScorer:
                     os.fsync(log.fileno())
                     consumer.commit(records[-1].offset + 1)
                     summary.consumed += len(records)
+
+                # one batch in flight: the next is begun (with a feature worker, its features
+                # are computed in the worker's process) before the one before is decided
+                flying: tuple[Any, list[Any]] | None = None
+                while True:
+                    records = consumer.poll(self.batch)
+                    if not records:
+                        if flying is not None:
+                            settle(*flying)
+                            flying = None
+                        if follow and (idle is None or not idle()):
+                            time.sleep(0.05)
+                            continue
+                        break
+                    begun = self.pipeline.begin([decode_event(r.payload) for r in records])
+                    if flying is not None:
+                        settle(*flying)
+                    flying = (begun, records)
             summary.offset = consumer.committed
         finally:
             consumer.close()

@@ -32,9 +32,16 @@ def bus_events(state: Path) -> list:
         bus.close()
 
 
+@pytest.mark.parametrize("feature_worker", ["0", "1"], ids=["in_process", "feature_worker"])
 def test_the_stream_scores_each_transaction_once_and_resumes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    feature_worker: str,
 ) -> None:
+    # batches are pipelined (the next begun before the last is decided); with the worker the
+    # features of the next are computed in its process meanwhile: the same scores either way
+    monkeypatch.setenv("RINGFENCE_FEATURE_WORKER", feature_worker)
     data, state = tmp_path / "data", tmp_path / "state"
     generate(data, seed=9, start=date(2026, 10, 1), **PROFILES["small"])
     assert main(["ingest", str(data), "--data-dir", str(state), "-q"]) == 0
