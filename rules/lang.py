@@ -612,7 +612,7 @@ def _compile_step(node: Node, source: str, traced: bool) -> Compiled:
     raise TypeError(f"unknown node {node!r}")  # pragma: no cover - the parser makes no others
 
 
-def _compile_field(path: tuple[str, ...], traced: bool = True) -> Compiled:
+def _compile_field(path: tuple[str, ...], traced: bool) -> Compiled:
     dotted = ".".join(path)
 
     def read(env: _Env) -> Any:
@@ -635,7 +635,7 @@ def _compile_field(path: tuple[str, ...], traced: bool = True) -> Compiled:
     return read
 
 
-def _compile_member(target: Compiled, name: str, text: str, traced: bool = True) -> Compiled:
+def _compile_member(target: Compiled, name: str, text: str, traced: bool) -> Compiled:
     def member(env: _Env) -> Any:
         value = target(env)
         if not isinstance(value, Mapping) or name not in value:
@@ -649,9 +649,7 @@ def _compile_member(target: Compiled, name: str, text: str, traced: bool = True)
     return member
 
 
-def _compile_logical(
-    op: str, text: str, left: Compiled, right: Compiled, traced: bool = True
-) -> Compiled:
+def _compile_logical(op: str, text: str, left: Compiled, right: Compiled, traced: bool) -> Compiled:
     is_and = op == "and"
 
     def logical(env: _Env) -> bool:

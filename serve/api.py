@@ -273,7 +273,6 @@ class Scoring:
         self.tokens = Verifier(keys)
         self.batcher = MicroBatcher(pipeline, metrics.batch_size.observe)
         self.validate = validator.validate
-        self.metrics = metrics
         self.now = now
         self._count = metrics.decisions.labels
         self._latency = {

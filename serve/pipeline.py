@@ -592,6 +592,7 @@ def settle_heap(young: int = 10_000) -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(young, middle, old)
+    atexit.unregister(gc.unfreeze)  # once, however often the heap is settled
     atexit.register(gc.unfreeze)  # at exit, frozen objects are collected as usual
 
 
