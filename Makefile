@@ -11,7 +11,7 @@ PROFILE ?= default
 SEED ?= 7
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format schemas bench clean help java go
+.PHONY: setup demo test lint format schemas bench clean help java go native
 
 help:
 	@echo "make demo   - generate data, ingest it, print the reconciled summary (embedded, no servers)"
@@ -21,7 +21,17 @@ help:
 	@echo "make setup  - create .venv and install pinned dependencies (idempotent)"
 	@echo "make neo4j  - run a local Neo4j 5.26 (Bolt on 127.0.0.1:7687, no auth) in the foreground"
 
-setup: $(STAMP)
+setup: $(STAMP) native
+
+# The hot path's pure-Python modules compiled with Cython (the .py stays the one definition and
+# runs as is when not compiled); rebuilt whenever its source changes.
+NATIVE_SRC := gnn/features.py
+EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+native: $(STAMP)
+	@$(MAKE) --no-print-directory $(NATIVE_SRC:.py=$(EXT_SUFFIX))
+
+%$(EXT_SUFFIX): %.py $(STAMP)
+	$(BIN)/cythonize -i -3 -q $<
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Ringfence needs Python 3.11" >&2; exit 1; }
@@ -80,4 +90,5 @@ torchserve-archive: setup
 	$(BIN)/python -m tests.services.torchserve archive --model $(MODEL) --out $(MAR_DIR)
 
 clean:
-	rm -rf $(DATA_DIR) .pytest_cache .ruff_cache .mypy_cache coverage.xml .coverage
+	rm -rf $(DATA_DIR) .pytest_cache .ruff_cache .mypy_cache coverage.xml .coverage build
+	rm -f $(NATIVE_SRC:.py=.c) $(NATIVE_SRC:.py=.cpython-*.so)

@@ -21,6 +21,11 @@ how often it was seen, its age, its failure rate, its mean amount and one kind-s
 Amounts are compared across currencies with fixed reference rates (:data:`EUR_RATES`): the
 features need a scale, not a price.
 
+This file is plain Python and runs as is; ``make native`` also compiles it with Cython (the type
+annotations on the state classes become C fields), which halves the cost of a transaction's
+features. Both run the same source and give the same bits (``tests/gnn/test_features.py``);
+:func:`compiled` says which one was imported.
+
 >>> from datetime import datetime, timezone
 >>> from decimal import Decimal
 >>> from ingest.events import Transaction
@@ -39,12 +44,19 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
+import cython
 import numpy as np
+
+if cython.compiled:  # C's functions, called directly
+    from cython.cimports.libc.math import asin, atan2, cos, exp, log1p, sin, sqrt
+else:  # the same functions as Python calls them (cython's shadow wraps them: slower)
+    from math import asin, atan2, cos, exp, log1p, sin, sqrt
 
 from graph.model import edges_from_event, normalise
 from graph.rings import RingDetector
@@ -87,6 +99,10 @@ EUR_RATES: Final = {
 }
 """Reference rates to euros, for scale only; an unknown currency counts at rate 1."""
 
+_SPANS: Final = tuple(span for _, span in WINDOWS)
+assert len(_SPANS) == 3, "_Velocity keeps three windows"
+_RADIANS: Final = math.pi / 180.0
+"""Degrees to radians, as :func:`math.radians` multiplies."""
 _DAY: Final = 86400.0
 _HISTORY: Final = 50
 """Amounts kept per account for the percentile feature."""
@@ -183,93 +199,175 @@ class TxnRow:
 
 
 _NO_ENTITY: Final = (0.0,) * len(ENTITY_FEATURES)
+_COMPACT: Final = 64
+"""Expired window items are dropped in one go once at least this many (and half) have gone."""
 
 
+@cython.cclass
+class _Velocity:
+    """Counts and sums of amounts over the :data:`WINDOWS` (1 min, 1 h, 24 h) of one entity.
+
+    One list of (time, amount) serves every window: each reads the suffix still inside it, from
+    its own head, so a transaction is stored once, not once per window.
+    """
+
+    times: list
+    amounts: list
+    heads: cython.Py_ssize_t[3]
+    sums: cython.double[3]
+
+    def __init__(self) -> None:
+        self.times = []
+        self.amounts = []
+        self.heads = [0, 0, 0]
+        self.sums = [0.0, 0.0, 0.0]
+
+    @cython.cfunc
+    def read_add(self, ts: float, amount: float, x: list, pos: cython.Py_ssize_t) -> None:
+        """Write each window's count and sum before ``ts`` into ``x`` from ``pos``, then add."""
+        times: list = self.times
+        amounts: list = self.amounts
+        n: cython.Py_ssize_t = len(times)
+        w: cython.Py_ssize_t
+        for w in range(3):
+            head: cython.Py_ssize_t = self.heads[w]
+            edge: float = ts - _SPANS[w]
+            if head < n and cython.cast(cython.double, times[head]) <= edge:
+                total: float = self.sums[w]
+                while head < n and cython.cast(cython.double, times[head]) <= edge:
+                    total -= cython.cast(cython.double, amounts[head])
+                    head += 1
+                self.heads[w] = head
+                self.sums[w] = 0.0 if head == n else total
+            x[pos + 2 * w] = log1p(n - head)
+            x[pos + 2 * w + 1] = log1p(self.sums[w])
+        times.append(ts)
+        amounts.append(amount)
+        for w in range(3):
+            self.sums[w] += amount
+        gone: cython.Py_ssize_t = self.heads[2]  # the longest window's head: the least expired
+        if gone >= _COMPACT and 2 * gone >= n:
+            del times[:gone]
+            del amounts[:gone]
+            for w in range(3):
+                self.heads[w] -= gone
+
+
+@cython.cclass
+class _Window:
+    """Count and sum of amounts over one sliding time window."""
+
+    span: float
+    total: float
+    head: cython.Py_ssize_t
+    times: list
+    amounts: list
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self.total = 0.0
+        self.head = 0
+        self.times = []
+        self.amounts = []
+
+    @cython.cfunc
+    def expire(self, ts: float) -> cython.Py_ssize_t:
+        """Drop what fell out of the window at ``ts``; how many are left in it."""
+        times: list = self.times
+        amounts: list = self.amounts
+        n: cython.Py_ssize_t = len(times)
+        head: cython.Py_ssize_t = self.head
+        edge: float = ts - self.span
+        if head < n and cython.cast(cython.double, times[head]) <= edge:
+            total: float = self.total
+            while head < n and cython.cast(cython.double, times[head]) <= edge:
+                total -= cython.cast(cython.double, amounts[head])
+                head += 1
+            self.total = 0.0 if head == n else total
+            if head >= _COMPACT and 2 * head >= n:
+                del times[:head]
+                del amounts[:head]
+                n -= head
+                head = 0
+            self.head = head
+        return n - head
+
+    @cython.cfunc
+    def add(self, ts: float, amount: float) -> None:
+        self.times.append(ts)
+        self.amounts.append(amount)
+        self.total += amount
+
+
+@cython.cclass
 class _Entity:
     """What is known about one entity (any kind)."""
 
-    __slots__ = ("accounts", "amount", "failed", "first", "n", "signal", "windows")
+    first: float
+    n: cython.Py_ssize_t
+    failed: cython.Py_ssize_t
+    amount: float
+    signal: float
+    accounts: set
+    velocity: _Velocity | None
 
     def __init__(self, ts: float) -> None:
         self.first = ts
         self.n = 0
         self.failed = 0
         self.amount = 0.0
-        self.accounts: set[str] = set()
+        self.accounts = set()
         self.signal = 0.0
-        self.windows: list[_Window] | None = None
+        self.velocity = None
 
-    def features(self, ts: float) -> tuple[float, ...]:
-        n = self.n
-        return (
-            math.log1p(len(self.accounts)),
-            math.log1p(n),
-            math.log1p(max(0.0, ts - self.first) / _DAY),
-            self.failed / n if n else 0.0,
-            math.log1p(self.amount / n) if n else 0.0,
-            self.signal,
-        )
-
-
-class _Window:
-    """Count and sum of amounts over a sliding time window."""
-
-    __slots__ = ("count", "items", "span", "total")
-
-    def __init__(self, span: float) -> None:
-        self.span = span
-        self.items: deque[tuple[float, float]] = deque()
-        self.count = 0
-        self.total = 0.0
-
-    def expire(self, ts: float) -> None:
-        items = self.items
-        edge = ts - self.span
-        while items and items[0][0] <= edge:
-            _, amount = items.popleft()
-            self.count -= 1
-            self.total -= amount
-        if not items:
-            self.total = 0.0
-
-    def add(self, ts: float, amount: float) -> None:
-        self.items.append((ts, amount))
-        self.count += 1
-        self.total += amount
+    @cython.cfunc
+    def features(self, ts: float, out: list) -> None:
+        """Append this entity's :data:`ENTITY_FEATURES` as of ``ts`` to ``out``."""
+        n: cython.Py_ssize_t = self.n
+        out.append(log1p(len(self.accounts)))
+        out.append(log1p(n))
+        out.append(log1p(max(0.0, ts - self.first) / _DAY))
+        out.append(self.failed / n if n else 0.0)
+        out.append(log1p(self.amount / n) if n else 0.0)
+        out.append(self.signal)
 
 
+@cython.cclass
 class _Account:
     """An account's own history."""
 
-    __slots__ = (
-        "amounts",
-        "cards",
-        "contact",
-        "country",
-        "currency",
-        "declines",
-        "devices",
-        "failed_logins",
-        "geo",
-        "hour_n",
-        "hour_x",
-        "hour_y",
-        "ips",
-        "log_max",
-        "log_n",
-        "log_sq",
-        "log_sum",
-        "merchants",
-        "new_device_login",
-        "payees",
-        "ranked",
-        "received",
-        "reset",
-    )
+    amounts: list  # the last _HISTORY log-amounts, oldest at ``oldest`` once full
+    oldest: cython.Py_ssize_t
+    ranked: list  # the same amounts, sorted
+    log_n: cython.Py_ssize_t
+    log_sum: float
+    log_sq: float
+    log_max: float
+    hour_x: float
+    hour_y: float
+    hour_n: cython.Py_ssize_t
+    currency: object
+    country: object
+    devices: set
+    ips: set
+    merchants: set
+    cards: set
+    payees: set
+    located: cython.bint
+    geo_ts: float
+    geo_lat: float
+    geo_lon: float
+    reset: float
+    contact: float
+    new_device_login: float
+    declines: _Window
+    failed_logins: _Window
+    received: _Window
 
     def __init__(self) -> None:
-        self.amounts: deque[float] = deque(maxlen=_HISTORY)
-        self.ranked: list[float] = []  # the same amounts, sorted
+        self.amounts = []
+        self.oldest = 0
+        self.ranked = []
         self.log_n = 0
         self.log_sum = 0.0
         self.log_sq = 0.0
@@ -277,14 +375,15 @@ class _Account:
         self.hour_x = 0.0
         self.hour_y = 0.0
         self.hour_n = 0
-        self.currency: str | None = None
-        self.country: str | None = None
-        self.devices: set[str] = set()
-        self.ips: set[str] = set()
-        self.merchants: set[str] = set()
-        self.cards: set[str] = set()
-        self.payees: set[str] = set()
-        self.geo: tuple[float, float, float] | None = None  # ts, lat, lon
+        self.currency = None
+        self.country = None
+        self.devices = set()
+        self.ips = set()
+        self.merchants = set()
+        self.cards = set()
+        self.payees = set()
+        self.located = False
+        self.geo_ts = self.geo_lat = self.geo_lon = 0.0
         self.reset = -math.inf
         self.contact = -math.inf
         self.new_device_login = -math.inf
@@ -292,17 +391,49 @@ class _Account:
         self.failed_logins = _Window(_DAY)
         self.received = _Window(_DAY)
 
+    @cython.cfunc
+    def remember(self, la: float) -> None:
+        """Keep ``la`` among the last :data:`_HISTORY` log-amounts (sorted in ``ranked``)."""
+        if len(self.amounts) < _HISTORY:
+            self.amounts.append(la)
+        else:
+            del self.ranked[bisect.bisect_left(self.ranked, self.amounts[self.oldest])]
+            self.amounts[self.oldest] = la
+            self.oldest = (self.oldest + 1) % _HISTORY
+        bisect.insort(self.ranked, la)
 
+    @cython.cfunc
+    def locate(self, event: Any, ts: float) -> tuple[float, float]:
+        """Distance (log km) and speed (log km/h) from the last located event; move here."""
+        geo = getattr(event, "geo", None)
+        if geo is None:
+            return 0.0, 0.0
+        lat: float = geo.lat
+        lon: float = geo.lon
+        dist: float = 0.0
+        speed: float = 0.0
+        if self.located:
+            dist = _km(self.geo_lat, self.geo_lon, lat, lon)
+            speed = dist / max((ts - self.geo_ts) / 3600.0, 1 / 60)
+        self.located = True
+        self.geo_ts, self.geo_lat, self.geo_lon = ts, lat, lon
+        return log1p(dist), log1p(speed)
+
+
+@cython.cfunc
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 12742.0 * math.asin(min(1.0, math.sqrt(a)))
+    p1: float = lat1 * _RADIANS
+    p2: float = lat2 * _RADIANS
+    dp: float = p2 - p1
+    dl: float = (lon2 - lon1) * _RADIANS
+    a: float = sin(dp / 2) ** 2 + cos(p1) * cos(p2) * sin(dl / 2) ** 2
+    return 12742.0 * asin(min(1.0, sqrt(a)))
 
 
+@cython.cfunc
 def _decay(now: float, then: float) -> float:
-    age = now - then
-    return math.exp(-age / _DAY) if age < _RECENT else 0.0
+    age: float = now - then
+    return exp(-age / _DAY) if age < _RECENT else 0.0
 
 
 class FeatureState:
@@ -384,29 +515,18 @@ class FeatureState:
 
     def _see(self, kind: int, entity_id: str | None, account: str, ts: float) -> None:
         if entity_id is not None:
-            ent = self._entity(kind, entity_id, ts)
+            ent: _Entity = self._entity(kind, entity_id, ts)
             ent.accounts.add(account)
             ent.n += 1
-
-    def _locate(self, acc: _Account, event: Any, ts: float) -> tuple[float, float]:
-        geo = getattr(event, "geo", None)
-        if geo is None:
-            return 0.0, 0.0
-        dist = speed = 0.0
-        if acc.geo is not None:
-            then, lat, lon = acc.geo
-            dist = _km(lat, lon, geo.lat, geo.lon)
-            speed = dist / max((ts - then) / 3600.0, 1 / 60)
-        acc.geo = (ts, geo.lat, geo.lon)
-        return math.log1p(dist), math.log1p(speed)
 
     # -- events ----------------------------------------------------------------------------
 
     def _login(self, e: Any) -> None:
-        ts = e.timestamp.timestamp()
-        acc = self._account(e.account_id)
-        self._entity(0, e.account_id, ts).n += 1
-        self._locate(acc, e, ts)
+        ts: float = e.timestamp.timestamp()
+        acc: _Account = self._account(e.account_id)
+        me: _Entity = self._entity(0, e.account_id, ts)
+        me.n += 1
+        acc.locate(e, ts)
         if not e.success:
             acc.failed_logins.expire(ts)
             acc.failed_logins.add(ts, 1.0)
@@ -420,18 +540,19 @@ class FeatureState:
             self._see(3, e.ip, e.account_id, ts)
 
     def _device_event(self, e: Any) -> None:
-        ts = e.timestamp.timestamp()
-        dev = self._entity(2, e.device_id, ts)
+        ts: float = e.timestamp.timestamp()
+        dev: _Entity = self._entity(2, e.device_id, ts)
         if e.emulator:
             dev.signal = 1.0
         if e.account_id is not None:
             dev.accounts.add(e.account_id)
-            self._account(e.account_id).devices.add(e.device_id)
+            acc: _Account = self._account(e.account_id)
+            acc.devices.add(e.device_id)
 
     def _account_event(self, e: Any) -> None:
-        ts = e.timestamp.timestamp()
-        acc = self._account(e.account_id)
-        ent = self._entity(0, e.account_id, ts)
+        ts: float = e.timestamp.timestamp()
+        acc: _Account = self._account(e.account_id)
+        ent: _Entity = self._entity(0, e.account_id, ts)
         if e.kind == "opened":
             ent.first = min(ent.first, ts)
         elif e.kind == "password_reset":
@@ -444,152 +565,151 @@ class FeatureState:
                 users.add(e.account_id)
 
     def _transaction(self, e: Any) -> TxnRow:
-        ts = e.timestamp.timestamp()
-        x = [0.0] * len(TXN_FEATURES)  # a list: item writes cost a tenth of an array's
+        ts: float = e.timestamp.timestamp()
+        x: list = [0.0] * len(TXN_FEATURES)  # a list: item writes cost a tenth of an array's
         ix = TXN_INDEX
         account_id = e.account_id
-        acc = self._account(account_id)
-        amount = float(e.amount) * EUR_RATES.get(e.currency, 1.0)
-        la = math.log1p(amount)
+        acc: _Account = self._account(account_id)
+        raw: float = float(e.amount)
+        amount: float = raw * EUR_RATES.get(e.currency, 1.0)
+        la: float = log1p(amount)
         x[ix["log_amount"]] = la
         if acc.log_n >= 2:
-            mean = acc.log_sum / acc.log_n
-            var = max(acc.log_sq / acc.log_n - mean * mean, 0.0)
-            x[ix["amount_z"]] = max(-10.0, min(10.0, (la - mean) / math.sqrt(var + 0.01)))
+            mean: float = acc.log_sum / acc.log_n
+            var: float = max(acc.log_sq / acc.log_n - mean * mean, 0.0)
+            x[ix["amount_z"]] = max(-10.0, min(10.0, (la - mean) / sqrt(var + 0.01)))
         if acc.amounts:
             x[ix["amount_percentile"]] = bisect.bisect_right(acc.ranked, la) / len(acc.ranked)
             x[ix["amount_vs_max"]] = la - acc.log_max
         else:
             x[ix["amount_percentile"]] = 0.5
         x[ix["channel_" + e.channel]] = 1.0
-        hour = (ts % _DAY) / 3600.0
-        angle = 2 * math.pi * hour / 24
-        hx, hy = math.cos(angle), math.sin(angle)
+        hour: float = (ts % _DAY) / 3600.0
+        angle: float = 2 * math.pi * hour / 24
+        hx: float = cos(angle)
+        hy: float = sin(angle)
         x[ix["hour_sin"]] = hy
         x[ix["hour_cos"]] = hx
         if acc.hour_n >= 3:
-            mx, my = acc.hour_x / acc.hour_n, acc.hour_y / acc.hour_n
-            habit = math.atan2(my, mx)
-            diff = abs((angle - habit + math.pi) % (2 * math.pi) - math.pi)
+            mx: float = acc.hour_x / acc.hour_n
+            my: float = acc.hour_y / acc.hour_n
+            habit: float = atan2(my, mx)
+            diff: float = abs((angle - habit + math.pi) % (2 * math.pi) - math.pi)
             x[ix["hour_vs_habit"]] = diff / math.pi * math.hypot(mx, my)
         if acc.currency is not None and e.currency != acc.currency:
             x[ix["foreign_currency"]] = 1.0
         country = e.merchant_country
         if country is not None and acc.country is not None and country != acc.country:
             x[ix["country_mismatch"]] = 1.0
-        raw = float(e.amount)
         x[ix["round_amount"]] = 1.0 if raw >= 50 and raw % 50 == 0 else 0.0
         x[ix["tiny_amount"]] = 1.0 if amount < 3.0 else 0.0
 
         # velocity, per account, card, device and IP: before this transaction
-        keys = (account_id, e.card_id, e.device_id, e.ip)
-        pos = ix["account_count_1m"]
-        for kind, key in enumerate(keys):  # ENTITY_KINDS order
-            if key is None:
-                pos += 2 * len(WINDOWS)
-                continue
-            ent = self._entity(kind, key, ts)
-            windows = ent.windows
-            if windows is None:
-                windows = ent.windows = [_Window(span) for _, span in WINDOWS]
-            for w in windows:
-                items = w.items
-                if items and items[0][0] <= ts - w.span:
-                    w.expire(ts)
-                x[pos] = math.log1p(w.count)
-                x[pos + 1] = math.log1p(w.total)
-                pos += 2
-                items.append((ts, amount))
-                w.count += 1
-                w.total += amount
+        card_id, device_id, ip = e.card_id, e.device_id, e.ip
+        pos: cython.Py_ssize_t = ix["account_count_1m"]
+        kind: cython.Py_ssize_t
+        ent: _Entity
+        for kind, key in enumerate((account_id, card_id, device_id, ip)):  # ENTITY_KINDS order
+            if key is not None:
+                ent = self._entity(kind, key, ts)
+                if ent.velocity is None:
+                    ent.velocity = _Velocity()
+                ent.velocity.read_add(ts, amount, x, pos)
+            pos += 2 * len(WINDOWS)
 
-        failed = e.status in ("declined", "reversed")
-        acc.declines.expire(ts)
-        x[ix["account_declines_24h"]] = math.log1p(acc.declines.count)
-        card = None
-        if e.card_id is not None:
-            card = self._entity(1, e.card_id, ts)
-            x[ix["card_declines"]] = math.log1p(card.failed)
-        x[ix["new_device"]] = float(e.device_id is not None and e.device_id not in acc.devices)
-        x[ix["new_ip"]] = float(e.ip is not None and e.ip not in acc.ips)
-        x[ix["new_merchant"]] = float(
-            e.merchant_id is not None and e.merchant_id not in acc.merchants
-        )
-        x[ix["new_card"]] = float(e.card_id is not None and e.card_id not in acc.cards)
+        failed: cython.bint = e.status in ("declined", "reversed")
+        x[ix["account_declines_24h"]] = log1p(acc.declines.expire(ts))
+        card: _Entity | None = None
+        if card_id is not None:
+            card = self._entity(1, card_id, ts)
+            x[ix["card_declines"]] = log1p(card.failed)
+        x[ix["new_device"]] = float(device_id is not None and device_id not in acc.devices)
+        x[ix["new_ip"]] = float(ip is not None and ip not in acc.ips)
+        merchant_id = e.merchant_id
+        x[ix["new_merchant"]] = float(merchant_id is not None and merchant_id not in acc.merchants)
+        x[ix["new_card"]] = float(card_id is not None and card_id not in acc.cards)
         payee = e.counterparty_account_id
         x[ix["new_payee"]] = float(payee is not None and payee not in acc.payees)
-        dist, speed = self._locate(acc, e, ts)
-        x[ix["geo_distance"]] = dist
-        x[ix["geo_speed"]] = speed
+        x[ix["geo_distance"]], x[ix["geo_speed"]] = acc.locate(e, ts)
 
         ents = self._entities
+        users: set
         for name, kind, key in (
-            ("accounts_per_device", 2, e.device_id),
-            ("accounts_per_ip", 3, e.ip),
-            ("accounts_per_card", 1, e.card_id),
+            ("accounts_per_device", 2, device_id),
+            ("accounts_per_ip", 3, ip),
+            ("accounts_per_card", 1, card_id),
         ):
             if key is not None:
-                got = ents[kind].get(key)
-                users = got.accounts if got is not None else ()
-                x[ix[name]] = math.log1p(len(users) + (account_id not in users))
+                got: _Entity | None = ents[kind].get(key)
+                if got is None:
+                    x[ix[name]] = log1p(1)
+                else:
+                    users = got.accounts
+                    x[ix[name]] = log1p(len(users) + (account_id not in users))
         for ident, value in (("phone", e.phone), ("email", e.email)):
             if value is not None:
-                sharing = self._shared[ident].setdefault(normalise(ident, value), set())
-                sharing.add(account_id)
-                x[ix[f"accounts_per_{ident}"]] = math.log1p(len(sharing))
-        me = self._entity(0, account_id, ts)
-        x[ix["account_age"]] = math.log1p(max(0.0, ts - me.first) / _DAY)
+                users = self._shared[ident].setdefault(normalise(ident, value), set())
+                users.add(account_id)
+                x[ix[f"accounts_per_{ident}"]] = log1p(len(users))
+        me: _Entity = self._entity(0, account_id, ts)
+        x[ix["account_age"]] = log1p(max(0.0, ts - me.first) / _DAY)
         x[ix["recent_password_reset"]] = _decay(ts, acc.reset)
         x[ix["recent_contact_change"]] = _decay(ts, acc.contact)
-        acc.failed_logins.expire(ts)
-        x[ix["failed_logins_24h"]] = math.log1p(acc.failed_logins.count)
+        x[ix["failed_logins_24h"]] = log1p(acc.failed_logins.expire(ts))
         x[ix["new_device_login"]] = _decay(ts, acc.new_device_login)
-        if e.device_id is not None:
-            dev = ents[2].get(e.device_id)
-            x[ix["emulator"]] = dev.signal if dev is not None else 0.0
+        device: _Entity | None = None
+        if device_id is not None:
+            device = ents[2].get(device_id)
+            x[ix["emulator"]] = device.signal if device is not None else 0.0
         det = self._detector
         if det is not None:
             ring = det.ring_of(account_id)
             if ring is not None:
                 x[ix["ring_member"]] = 1.0
                 x[ix["ring_risk"]] = ring.risk
-                x[ix["ring_size"]] = math.log1p(len(ring.accounts))
+                x[ix["ring_size"]] = log1p(len(ring.accounts))
                 me.signal = ring.risk
             else:
                 me.signal = 0.0
-        payee_ent = None
+        payee_ent: _Entity | None = None
+        payee_acc: _Account | None = None
         if payee is not None:
             payee_ent = self._entity(0, payee, ts)
             payee_acc = self._account(payee)
-            x[ix["payee_payers"]] = math.log1p(len(payee_ent.accounts))
-            x[ix["payee_age"]] = math.log1p(max(0.0, ts - payee_ent.first) / _DAY)
+            x[ix["payee_payers"]] = log1p(len(payee_ent.accounts))
+            x[ix["payee_age"]] = log1p(max(0.0, ts - payee_ent.first) / _DAY)
             if det is not None:
                 ring = det.ring_of(payee)
                 payee_ent.signal = ring.risk if ring is not None else 0.0
         acc.received.expire(ts)
-        x[ix["received_24h"]] = math.log1p(acc.received.total)
-        x[ix["has_card"]] = float(e.card_id is not None)
-        x[ix["has_device"]] = float(e.device_id is not None)
-        x[ix["has_ip"]] = float(e.ip is not None)
-        x[ix["has_merchant"]] = float(e.merchant_id is not None)
+        x[ix["received_24h"]] = log1p(acc.received.total)
+        x[ix["has_card"]] = float(card_id is not None)
+        x[ix["has_device"]] = float(device_id is not None)
+        x[ix["has_ip"]] = float(ip is not None)
+        x[ix["has_merchant"]] = float(merchant_id is not None)
         x[ix["has_payee"]] = float(payee is not None)
 
-        # the entities, as of just before this transaction
-        entities = (account_id, payee, e.card_id, e.device_id, e.ip, e.merchant_id)
-        resolved: list[_Entity | None] = [me, payee_ent, card, None, None, None]
-        for r, (kind, key) in enumerate(((2, e.device_id), (3, e.ip), (4, e.merchant_id))):
-            if key is not None:
-                resolved[3 + r] = self._entity(kind, key, ts)
-        entity_x = np.array(
-            [_NO_ENTITY if known is None else known.features(ts) for known in resolved],
-            dtype=np.float32,
+        # the entities, as of just before this transaction (RELATIONS order)
+        entities = (account_id, payee, card_id, device_id, ip, merchant_id)
+        resolved = (
+            me,
+            payee_ent,
+            card,
+            None if device_id is None else self._entity(2, device_id, ts),
+            None if ip is None else self._entity(3, ip, ts),
+            None if merchant_id is None else self._entity(4, merchant_id, ts),
         )
+        flat: list = []
+        for known in resolved:
+            if known is None:
+                flat.extend(_NO_ENTITY)
+            else:
+                ent = known
+                ent.features(ts, flat)
+        entity_x = np.array(flat, dtype=np.float32).reshape(len(RELATIONS), len(ENTITY_FEATURES))
 
         # now fold this transaction in
-        if len(acc.amounts) == _HISTORY:
-            del acc.ranked[bisect.bisect_left(acc.ranked, acc.amounts[0])]
-        acc.amounts.append(la)
-        bisect.insort(acc.ranked, la)
+        acc.remember(la)
         acc.log_n += 1
         acc.log_sum += la
         acc.log_sq += la * la
@@ -605,22 +725,38 @@ class FeatureState:
             acc.declines.add(ts, 1.0)
         for known in resolved:
             if known is not None:
-                known.n += 1
-                known.amount += amount
+                ent = known
+                ent.n += 1
+                ent.amount += amount
                 if failed:
-                    known.failed += 1
-                known.accounts.add(account_id)
-        if payee_ent is not None:
+                    ent.failed += 1
+                ent.accounts.add(account_id)
+        if payee_acc is not None:
             payee_acc.received.expire(ts)
             payee_acc.received.add(ts, amount)
-        if e.device_id is not None:
-            acc.devices.add(e.device_id)
-        if e.ip is not None:
-            acc.ips.add(e.ip)
-        if e.merchant_id is not None:
-            acc.merchants.add(e.merchant_id)
-        if e.card_id is not None:
-            acc.cards.add(e.card_id)
+        if device_id is not None:
+            acc.devices.add(device_id)
+        if ip is not None:
+            acc.ips.add(ip)
+        if merchant_id is not None:
+            acc.merchants.add(merchant_id)
+        if card_id is not None:
+            acc.cards.add(card_id)
         if payee is not None:
             acc.payees.add(payee)
         return TxnRow(e.txn_id, ts, np.array(x, dtype=np.float32), entities, entity_x)
+
+
+def compiled() -> bool:
+    """Whether this module runs compiled (``make native``) rather than from its source."""
+    return bool(cython.compiled)
+
+
+if cython.compiled:  # a build older than its source runs yesterday's features: say so
+    _source = Path(__file__).with_name("features.py")
+    if _source.exists() and _source.stat().st_mtime > Path(__file__).stat().st_mtime:
+        warnings.warn(
+            f"{Path(__file__).name} is older than {_source.name}: run `make native`",
+            RuntimeWarning,
+            stacklevel=1,
+        )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
+from gnn import features
 from gnn.data import History, event_time_key
 from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, TXN_INDEX, FeatureState
 from ingest.events import AccountEvent, Login, Transaction
@@ -126,3 +131,53 @@ def test_amount_against_the_accounts_own_history() -> None:
     assert big.x[ix["amount_percentile"]] == 1.0
     assert abs(usual.x[ix["amount_z"]]) < 2
     assert usual.x[ix["amount_percentile"]] < 0.7
+
+
+def _from_source() -> ModuleType:
+    """gnn/features.py run as plain Python, beside the compiled module the package imports."""
+    if not features.compiled():
+        return features
+    path = Path(features.__file__).with_name("features.py")
+    spec = importlib.util.spec_from_file_location("features_source", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_compiled_build_is_current_and_gives_the_same_bits(small_history: History) -> None:
+    # `make native` builds it before the tests; a stale or missing build is a failure here
+    assert features.compiled(), "gnn/features.py is not compiled: run `make native`"
+    built = Path(features.__file__)
+    assert built.stat().st_mtime >= built.with_name("features.py").stat().st_mtime
+    source = _from_source()
+    assert not source.compiled()
+    fast = features.FeatureState().observe_all(small_history.events)
+    slow = source.FeatureState().observe_all(small_history.events)
+    assert len(fast) == len(slow) > 1000
+    for a, b in zip(fast, slow, strict=True):
+        assert (a.txn_id, a.ts, a.entities) == (b.txn_id, b.ts, b.entities)
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.entity_x, b.entity_x)
+
+
+def test_velocity_windows_stay_exact_across_compaction() -> None:
+    # one busy card: thousands of payments a few seconds apart, so the windows drop expired
+    # items in bulk many times; every count must equal a direct count over the raw times
+    state = FeatureState(rings=False)
+    ix = TXN_INDEX
+    times: list[float] = []
+    rng = random.Random(5)
+    minute = 0.0
+    for i in range(3000):
+        minute += rng.choice((0.02, 0.05, 0.5, 3.0, 45.0))
+        row = state.observe(txn(i, minute, card_id="card_busy", device_id=f"dev_{i % 7}"))
+        assert row is not None
+        now = minute * 60
+        for name, span in (("1m", 60), ("1h", 3600), ("24h", 86400)):
+            expect = sum(1 for t in times if t > now - span)
+            got = round(float(np.expm1(row.x[ix[f"card_count_{name}"]])))
+            assert got == expect, (i, name)
+        times.append(now)
