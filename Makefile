@@ -28,6 +28,9 @@ setup: $(STAMP) native
 NATIVE_SRC := gnn/features.py
 EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 native: $(STAMP)
+	@command -v cc >/dev/null || { \
+	  echo "installing a C compiler (Debian package) ..."; \
+	  apt-get update -qq && apt-get install -y -qq gcc; }
 	@$(MAKE) --no-print-directory $(NATIVE_SRC:.py=$(EXT_SUFFIX))
 
 %$(EXT_SUFFIX): %.py $(STAMP)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rules.lang import Context
+from rules.lang import Context, quick_values
 from rules.operators import type_name
 from rules.ruleset import Rule
 
@@ -83,8 +83,20 @@ def evaluate_all(
         context = Context(context)
     if trace_misses:
         return [evaluate(rule, context) for rule in rules]
-    out = []
-    for rule in rules:
-        outcome = evaluate(rule, context, traced=False)
-        out.append(outcome if outcome.result == "no_hit" else evaluate(rule, context))
-    return out
+    rules = list(rules)
+    values = quick_values((rule.expression for rule in rules), context)
+    return [
+        _no_hit(rule.id) if value is False else evaluate(rule, context)
+        for rule, value in zip(rules, values, strict=True)
+    ]
+
+
+def _no_hit(rule_id: str) -> Outcome:
+    """The untraced ``no_hit`` outcome of a rule: the same every time, made once."""
+    outcome = _NO_HITS.get(rule_id)
+    if outcome is None:
+        outcome = _NO_HITS[rule_id] = Outcome(rule_id, "no_hit", ())
+    return outcome
+
+
+_NO_HITS: dict[str, Outcome] = {}

@@ -11,7 +11,7 @@ import pytest
 
 from rules.errors import EvalFault
 from rules.evaluate import evaluate, evaluate_all
-from rules.lang import Context, compile_expression
+from rules.lang import FAULT, Context, compile_expression, quick_values
 from rules.operators import FUNCTIONS, METHODS, OPERATORS
 from rules.ruleset import Rule
 
@@ -161,13 +161,18 @@ def test_the_hot_path_traces_hits_and_errors_only():
         Rule("hit", "x > 1", "tag"),
         Rule("miss", "x < 1", "tag"),
         Rule("broken", "missing.field > 1", "tag"),
+        Rule("not_a_condition", "x + 1", "tag"),
     ]
     context = _context(5, 0)
     full = evaluate_all(rules, context)
     hot = evaluate_all(rules, context, trace_misses=False)
-    assert [o.result for o in hot] == [o.result for o in full] == ["hit", "no_hit", "error"]
+    assert [o.result for o in hot] == [o.result for o in full]
+    assert [o.result for o in hot] == ["hit", "no_hit", "error", "error"]
     assert [o.error for o in hot] == [o.error for o in full]
+    assert hot[3].error == "condition gave a number, expected a boolean"
     assert hot[0].trace == full[0].trace != ()
     assert hot[2].trace == full[2].trace
     assert full[1].trace != ()
     assert hot[1].trace == ()
+    # the hot path's first pass: each rule's value alone, a fault as FAULT
+    assert quick_values([r.expression for r in rules], context) == [True, False, FAULT, 6]
