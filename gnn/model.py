@@ -176,6 +176,10 @@ class FraudSAGE(nn.Module):
         h2 = torch.relu(h2)
         return self.head(h2).squeeze(-1)  # type: ignore[no-any-return]
 
+    def fused(self) -> FusedDense:
+        """:meth:`forward_dense` for scoring, fused (see :class:`FusedDense`); eval mode only."""
+        return FusedDense(self)
+
     # -- the message-passing path ----------------------------------------------------------
 
     def forward(self, data: HeteroData) -> Tensor:
@@ -206,3 +210,68 @@ class FraudSAGE(nn.Module):
         for rel, kind in RELATIONS:
             out += [(TXN, rel, kind), (kind, _rev(rel), TXN)]
         return out
+
+
+class FusedDense:
+    """:meth:`FraudSAGE.forward_dense` in eval mode, as a dozen tensor operations.
+
+    ``forward_dense`` calls a linear map per relation and neighbour slot, about sixty module
+    calls a batch: on the few rows of a micro-batch their fixed cost is most of a score. Here
+    the maps that feed the same sum are concatenated (one product for a transaction's first
+    layer) or stacked (one batched product for every entity slot's first layer, for the
+    neighbour means and for the second layer), with their biases summed ahead. The same
+    function to float rounding (``tests/gnn/test_model.py``: scores and input gradients),
+    differentiable, so explanations use it too. A snapshot of the weights: build it again
+    after training.
+
+    Raises:
+        ValueError: if the model is in training mode (its dropout would be left out).
+    """
+
+    def __init__(self, model: FraudSAGE) -> None:
+        if model.training:
+            raise ValueError("FusedDense: the model is in training mode; call model.eval()")
+        m = model
+        with torch.no_grad():
+            self.txn_mean, self.txn_std = m.txn_mean.clone(), m.txn_std.clone()
+            self.ent_mean, self.ent_std = m.ent_mean.clone(), m.ent_std.clone()
+            into_txn = [m._conv(m.conv1, (kind, _rev(rel), TXN)).lin_l for rel, kind in RELATIONS]
+            root_t = m.root1[TXN]
+            # layer 1, transactions: [x | entity slots] @ [R1_txn | L1 per slot]^T
+            self.w1t = torch.cat([root_t.weight, *(lin.weight for lin in into_txn)], 1).t()
+            self.b1t = root_t.bias + sum(lin.bias for lin in into_txn)
+            # layer 1, entities: per slot its kind's root map; neighbour means per slot
+            roots = [m.root1[kind] for _, kind in RELATIONS]
+            nbs = [
+                m._conv(m.conv1, (TXN, rel2, RELATIONS[slot][1])).lin_l
+                for slot, rel2 in NEIGHBOUR_SLOTS
+            ]
+            self.w1e = torch.stack([r.weight.t() for r in roots])  # [S, F_e, H]
+            self.wnb = torch.stack([lin.weight.t() for lin in nbs])  # [J, F_t, H]
+            self.nb_slot = torch.tensor([slot for slot, _ in NEIGHBOUR_SLOTS])
+            b1e = torch.stack([r.bias for r in roots])
+            self.b1e = b1e.index_add(0, self.nb_slot, torch.stack([lin.bias for lin in nbs]))
+            # layer 2: root2 on the transaction, L2 per slot on its entity
+            convs2 = [m._conv2(rel).lin_l for rel, _ in RELATIONS]
+            self.w2r = m.root2.weight.t().clone()
+            self.w2 = torch.stack([lin.weight.t() for lin in convs2])  # [S, H, H]
+            self.b2 = m.root2.bias + sum(lin.bias for lin in convs2)
+            head1, head2 = m.head[0], m.head[2]
+            self.wh1, self.bh1 = head1.weight.t().clone(), head1.bias.clone()
+            self.wh2, self.bh2 = head2.weight.t().clone(), head2.bias.clone()
+
+    def __call__(
+        self, x: Tensor, entity_x: Tensor, has: Tensor, nb_mean: Tensor, nb_count: Tensor
+    ) -> Tensor:
+        """Logits, as :meth:`FraudSAGE.forward_dense` (same arguments and shapes)."""
+        n = x.shape[0]
+        xs = (x - self.txn_mean) / self.txn_std
+        es = (entity_x - self.ent_mean) / self.ent_std * has.unsqueeze(-1)  # [B, S, F_e]
+        nb = (nb_mean - self.txn_mean) / self.txn_std * (nb_count > 0).unsqueeze(-1)
+        h1t = torch.relu(torch.addmm(self.b1t, torch.cat((xs, es.reshape(n, -1)), 1), self.w1t))
+        h1e = torch.bmm(es.transpose(0, 1), self.w1e)  # [S, B, H]
+        h1e = h1e.index_add(0, self.nb_slot, torch.bmm(nb.transpose(0, 1), self.wnb))
+        he = torch.relu(h1e + self.b1e.unsqueeze(1)) * has.t().unsqueeze(-1)
+        h2 = torch.relu(torch.addmm(self.b2, h1t, self.w2r) + torch.bmm(he, self.w2).sum(0))
+        hidden = torch.relu(torch.addmm(self.bh1, h2, self.wh1))
+        return torch.addmm(self.bh2, hidden, self.wh2).squeeze(-1)

@@ -32,6 +32,11 @@ Run from the repository root::
 
     python perf/http_bench.py [--data DIR] [--model DIR] [--out DIR] [--quick]
         [--generator loadgen|locust] [--rates 1000,2000,5000] [--batches 500,1000] [--warm N]
+        [--feature-worker]
+
+With ``--feature-worker`` the server runs its feature state in a child process
+(``RINGFENCE_FEATURE_WORKER=1``) and is not pinned, so it has both cores (the generator still
+has one of them); its CPU then counts the child's.
 """
 
 from __future__ import annotations
@@ -104,12 +109,17 @@ def pinned(cmd: list[str], cpu: int | None) -> list[str]:
 class Server:
     """`ringfence serve` in a subprocess, ready to score."""
 
-    def __init__(self, model: Path, keys: str, cpu: int | None, log: Path) -> None:
+    def __init__(
+        self, model: Path, keys: str, cpu: int | None, log: Path, *, worker: bool = False
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         data_dir = log.with_suffix(".data")
         shutil.rmtree(data_dir, ignore_errors=True)  # empty: no bus history, no journal
         env = os.environ | {"RINGFENCE_JWT_KEYS": keys, "RINGFENCE_DATA_DIR": str(data_dir)}
+        if worker:  # the feature state in a child process, on the other core
+            env["RINGFENCE_FEATURE_WORKER"] = "1"
+            cpu = None
         cmd = [str(BIN / "ringfence"), "serve", "--model", str(model), "--port", str(self.port)]
         self.log = log.open("wb")
         self.proc = subprocess.Popen(
@@ -132,8 +142,13 @@ class Server:
         self.ps = psutil.Process(self.proc.pid)
 
     def cpu_s(self) -> float:
-        t = self.ps.cpu_times()
-        return t.user + t.system
+        """CPU seconds of the server and its child processes (the feature worker)."""
+        total = 0.0
+        for proc in (self.ps, *self.ps.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        return total
 
     def metrics(self) -> str:
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
@@ -231,6 +246,7 @@ def run_phase(
     out: Path,
     cpus: tuple[int | None, int | None],
     loadgen: Path | None,
+    worker: bool = False,
 ) -> dict[str, Any]:
     """One phase: a fresh server, warmed, the generator against it, the figures."""
     keys = new_key()
@@ -243,7 +259,7 @@ def run_phase(
     )
     load_file = out / f"{name}.load.jsonl"
     load_file.write_bytes(b"\n".join(lines[warm_n:]) + b"\n")
-    server = Server(model, keys, cpus[0], out / f"{name}.server.log")
+    server = Server(model, keys, cpus[0], out / f"{name}.server.log", worker=worker)
     try:
         if warm_n:
             print(f"{name}: warming the server with {warm_n:,} transactions ...", flush=True)
@@ -445,6 +461,11 @@ def main() -> None:
     p.add_argument("--conns", type=int, default=256, help="loadgen: most calls in flight")
     p.add_argument("--warm", type=int, default=50_000, help="transactions sent before each phase")
     p.add_argument("--duration", type=int, default=None, help="seconds per phase")
+    p.add_argument(
+        "--feature-worker",
+        action="store_true",
+        help="serve with RINGFENCE_FEATURE_WORKER=1, unpinned (the generator stays pinned)",
+    )
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -461,7 +482,8 @@ def main() -> None:
     pins: tuple[int | None, int | None] = (
         (cpus[0], cpus[1]) if len(cpus) >= 2 and shutil.which("taskset") else (None, None)
     )
-    print(f"server on CPU {pins[0]}, load generator on CPU {pins[1]}")
+    where = "any CPU (with its feature worker)" if args.feature_worker else f"CPU {pins[0]}"
+    print(f"server on {where}, load generator on CPU {pins[1]}")
     single_s, batch_s = (10, 15) if args.quick else (30, 30)
     if args.duration:
         single_s = batch_s = args.duration
@@ -475,6 +497,7 @@ def main() -> None:
         "out": out,
         "cpus": pins,
         "loadgen": loadgen,
+        "worker": args.feature_worker,
     }
 
     results = []

@@ -86,3 +86,38 @@ def test_the_model_says_what_it_is() -> None:
     assert len(FraudSAGE.edge_types()) == 12
     with pytest.raises(ValueError, match="review"):
         Scorer(FraudSAGE(), block=0.5, review=0.9)
+
+
+def test_the_fused_scoring_path_is_forward_dense(rows: list) -> None:
+    model = scaled_model(rows, seed=3)
+    d = dense_inputs(rows)
+    x, ex, has, nb, cnt = d.tensors()
+    # every branch is used: absent entities, entities with and without past transactions
+    assert (has == 0).any()
+    assert (cnt == 0).any()
+    assert (cnt > 0).any()
+    fused = model.fused()
+    with torch.no_grad():
+        want = torch.sigmoid(model.forward_dense(x, ex, has, nb, cnt))
+        got = torch.sigmoid(fused(x, ex, has, nb, cnt))
+    assert want.std() > 0.05
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5, rtol=0)  # as the paths above
+    # the same input gradients (explanations rank inputs by them)
+    grads = []
+    for run in (model.forward_dense, fused):
+        xi, exi, nbi = (t[:300].clone().requires_grad_(True) for t in (x, ex, nb))
+        run(xi, exi, has[:300], nbi, cnt[:300]).sum().backward()
+        grads.append([t.grad for t in (xi, exi, nbi)])
+    for a, b in zip(*grads, strict=True):
+        assert a is not None
+        assert b is not None
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, rtol=1e-4)
+    # one row alone gives its score in the batch
+    with torch.no_grad():
+        one = torch.sigmoid(fused(x[5:6], ex[5:6], has[5:6], nb[5:6], cnt[5:6]))
+    assert abs(one.item() - want[5].item()) < 1e-5
+
+
+def test_the_fused_path_refuses_a_model_in_training() -> None:
+    with pytest.raises(ValueError, match="training mode"):
+        FraudSAGE(hidden=8).train().fused()
