@@ -235,30 +235,33 @@ class FusedDense:
         with torch.no_grad():
             self.txn_mean, self.txn_std = m.txn_mean.clone(), m.txn_std.clone()
             self.ent_mean, self.ent_std = m.ent_mean.clone(), m.ent_std.clone()
-            into_txn = [m._conv(m.conv1, (kind, _rev(rel), TXN)).lin_l for rel, kind in RELATIONS]
-            root_t = m.root1[TXN]
             # layer 1, transactions: [x | entity slots] @ [R1_txn | L1 per slot]^T
-            self.w1t = torch.cat([root_t.weight, *(lin.weight for lin in into_txn)], 1).t()
-            self.b1t = root_t.bias + sum(lin.bias for lin in into_txn)
+            root_t = _linear(m.root1[TXN])
+            into_txn = [
+                _linear(m._conv(m.conv1, (kind, _rev(rel), TXN)).lin_l) for rel, kind in RELATIONS
+            ]
+            self.w1t = torch.cat([root_t[0], *(w for w, _ in into_txn)], 1).t()
+            self.b1t = root_t[1] + torch.stack([b for _, b in into_txn]).sum(0)
             # layer 1, entities: per slot its kind's root map; neighbour means per slot
-            roots = [m.root1[kind] for _, kind in RELATIONS]
+            roots = [_linear(m.root1[kind]) for _, kind in RELATIONS]
             nbs = [
-                m._conv(m.conv1, (TXN, rel2, RELATIONS[slot][1])).lin_l
+                _linear(m._conv(m.conv1, (TXN, rel2, RELATIONS[slot][1])).lin_l)
                 for slot, rel2 in NEIGHBOUR_SLOTS
             ]
-            self.w1e = torch.stack([r.weight.t() for r in roots])  # [S, F_e, H]
-            self.wnb = torch.stack([lin.weight.t() for lin in nbs])  # [J, F_t, H]
+            self.w1e = torch.stack([w.t() for w, _ in roots])  # [S, F_e, H]
+            self.wnb = torch.stack([w.t() for w, _ in nbs])  # [J, F_t, H]
             self.nb_slot = torch.tensor([slot for slot, _ in NEIGHBOUR_SLOTS])
-            b1e = torch.stack([r.bias for r in roots])
-            self.b1e = b1e.index_add(0, self.nb_slot, torch.stack([lin.bias for lin in nbs]))
-            # layer 2: root2 on the transaction, L2 per slot on its entity
-            convs2 = [m._conv2(rel).lin_l for rel, _ in RELATIONS]
-            self.w2r = m.root2.weight.t().clone()
-            self.w2 = torch.stack([lin.weight.t() for lin in convs2])  # [S, H, H]
-            self.b2 = m.root2.bias + sum(lin.bias for lin in convs2)
-            head1, head2 = m.head[0], m.head[2]
-            self.wh1, self.bh1 = head1.weight.t().clone(), head1.bias.clone()
-            self.wh2, self.bh2 = head2.weight.t().clone(), head2.bias.clone()
+            self.b1e = torch.stack([b for _, b in roots]).index_add(
+                0, self.nb_slot, torch.stack([b for _, b in nbs])
+            )
+            # layer 2: root2 on the transaction, L2 per slot on its entity; the head
+            root2 = _linear(m.root2)
+            convs2 = [_linear(m._conv2(rel).lin_l) for rel, _ in RELATIONS]
+            self.w2r = root2[0].t()
+            self.w2 = torch.stack([w.t() for w, _ in convs2])  # [S, H, H]
+            self.b2 = root2[1] + torch.stack([b for _, b in convs2]).sum(0)
+            (w, self.bh1), (w2, self.bh2) = _linear(m.head[0]), _linear(m.head[2])
+            self.wh1, self.wh2 = w.t(), w2.t()
 
     def __call__(
         self, x: Tensor, entity_x: Tensor, has: Tensor, nb_mean: Tensor, nb_count: Tensor
@@ -275,3 +278,11 @@ class FusedDense:
         h2 = torch.relu(torch.addmm(self.b2, h1t, self.w2r) + torch.bmm(he, self.w2).sum(0))
         hidden = torch.relu(torch.addmm(self.bh1, h2, self.wh1))
         return torch.addmm(self.bh2, hidden, self.wh2).squeeze(-1)
+
+
+def _linear(module: nn.Module) -> tuple[Tensor, Tensor]:
+    """A linear map's weight and bias, copied (a snapshot that later training leaves alone)."""
+    weight, bias = module.weight, module.bias
+    assert isinstance(weight, Tensor)
+    assert isinstance(bias, Tensor)
+    return weight.detach().clone(), bias.detach().clone()
