@@ -281,7 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """
     import uvicorn
 
-    from serve.api import create_app
+    from serve.api import create_app, server_app
     from serve.cli import _settings
     from serve.pipeline import settle_heap
     from serve.tokens import SigningKeys, TokenError
@@ -301,7 +301,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pipeline.on_decisions = journal.hook(pipeline)
         try:
             uvicorn.run(
-                create_app(pipeline, keys), host=args.host, port=args.port, log_level="warning"
+                server_app(create_app(pipeline, keys)),
+                host=args.host,
+                port=args.port,
+                log_level="warning",
             )
         finally:
             pipeline.on_decisions = None
@@ -478,7 +481,7 @@ def _replay_over_http(
     import uvicorn
 
     from ingest.events import encode_event
-    from serve.api import create_app
+    from serve.api import create_app, server_app
     from serve.pipeline import settle_heap
     from serve.tokens import SigningKeys, issue
 
@@ -491,7 +494,9 @@ def _replay_over_http(
         pipeline.warm(events[k : min(k + 2000, cut)])
     settle_heap()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(pipeline, keys), host="127.0.0.1", port=0, log_level="warning")
+        uvicorn.Config(
+            server_app(create_app(pipeline, keys)), host="127.0.0.1", port=0, log_level="warning"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

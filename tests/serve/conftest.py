@@ -10,11 +10,13 @@ from datetime import date
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from gnn import registry
 from gnn.data import load_history
 from gnn.train import TrainConfig, train
 from ingest.generator import PROFILES, generate
+from serve.api import server_app
 from tests.services.ports import free_port
 
 
@@ -30,9 +32,11 @@ def history_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 @contextmanager
 def running(app: object) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free local port; yields its base URL."""
+    """Serve ``app`` with uvicorn on a free local port, as ``ringfence serve`` does (the API's
+    :func:`~serve.api.server_app`); yields its base URL."""
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    served = server_app(app) if isinstance(app, FastAPI) else app
+    srv = uvicorn.Server(uvicorn.Config(served, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
