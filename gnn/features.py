@@ -488,6 +488,10 @@ class FeatureState:
         """The ring the detector currently puts ``account_id`` in (None without one)."""
         return self._detector.ring_of(account_id) if self._detector is not None else None
 
+    def rings_of(self, rows: Iterable[TxnRow | None]) -> dict[str, Any]:
+        """The rings, as they stand now, of the accounts and payees of ``rows`` (None: none)."""
+        return {a: self.ring_of(a) for r in rows if r is not None for a in r.entities[:2] if a}
+
     def ring(self, ring_id: str) -> Any:
         """A ring by id (None without the detector or such a ring)."""
         return self._detector.ring(ring_id) if self._detector is not None else None

@@ -54,12 +54,9 @@ class Outcome:
         return self.result == "hit"
 
 
-def evaluate(rule: Rule, context: Context | Mapping[str, Any], *, traced: bool = True) -> Outcome:
-    """Evaluate ``rule`` on ``context``. Never raises: data faults give an ``error`` outcome.
-
-    Untraced, the result and error are the same and the outcome has no steps.
-    """
-    evaluation = rule.expression.evaluate(context, traced=traced)
+def evaluate(rule: Rule, context: Context | Mapping[str, Any]) -> Outcome:
+    """Evaluate ``rule`` on ``context``. Never raises: data faults give an ``error`` outcome."""
+    evaluation = rule.expression.evaluate(context)
     trace = evaluation.steps
     if evaluation.error is not None:
         return Outcome(rule.id, "error", trace, evaluation.error, evaluation.path)

@@ -295,7 +295,7 @@ class Scoring:
     def parse(raw: bytes) -> Any:
         """A request body as JSON (ApiError 413 when too large, 422 when not JSON)."""
         if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+            raise _too_large()
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -409,7 +409,7 @@ class FastPath:
             self.scoring.authorise(headers.get(b"authorization", b"").decode("latin-1"), "score")
             length = headers.get(b"content-length", b"")
             if length.isdigit() and int(length) > MAX_BODY_BYTES:
-                raise ApiError(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+                raise _too_large()
             raw = await _read_body(receive)
             if route == "score":
                 out = await self.scoring.score(raw, started)
@@ -449,6 +449,10 @@ def server_app(app: FastAPI) -> Any:
     return FastPath(app, app.state.scoring) if app.state.fast_path else app
 
 
+def _too_large() -> ApiError:
+    return ApiError(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+
+
 async def _read_body(receive: Any) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -459,7 +463,7 @@ async def _read_body(receive: Any) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise ApiError(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+            raise _too_large()
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -516,7 +520,7 @@ def create_app(
     async def raw_of(request: Request) -> bytes:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            raise ApiError(413, "too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+            raise _too_large()
         return await request.body()
 
     async def body_of(request: Request) -> Any:

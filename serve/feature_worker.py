@@ -83,8 +83,7 @@ def _observe(state: FeatureState, events: list[Any]) -> tuple[Any, ...]:
     rows = [state.observe(e) for e in events]
     at = [i for i, r in enumerate(rows) if r is not None]
     got = [rows[i] for i in at]
-    accounts = {e for r in got for e in r.entities[:2] if e is not None}  # type: ignore[union-attr]
-    rings = {a: state.ring_of(a) for a in accounts}
+    rings = state.rings_of(got)
     if not got:
         return at, [], [], None, [], None, rings
     return (

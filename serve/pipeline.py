@@ -251,12 +251,9 @@ class ScoringPipeline:
             if self.worker is not None:
                 batch.ticket = self.worker.submit(observe)
             else:
-                batch.rows = rows = [self.features.observe(e) for e in observe]
+                batch.rows = [self.features.observe(e) for e in observe]
                 # the rings as they stand after the batch, as the worker reports them
-                ring_of = self.features.ring_of
-                batch.rings = {
-                    a: ring_of(a) for r in rows if r is not None for a in r.entities[:2] if a
-                }
+                batch.rings = self.features.rings_of(batch.rows)
             for txn_id in in_batch:
                 self._flying[txn_id] = batch
             self._open.append(batch)
