@@ -19,6 +19,7 @@ help:
 	@echo "make lint   - ruff (lint + format check) and mypy"
 	@echo "make bench  - the perf/ benchmarks"
 	@echo "make setup  - create .venv and install pinned dependencies (idempotent)"
+	@echo "make native - compile the feature state with Cython (part of setup; rebuilt when it changes)"
 	@echo "make neo4j  - run a local Neo4j 5.26 (Bolt on 127.0.0.1:7687, no auth) in the foreground"
 
 setup: $(STAMP) native

@@ -1,4 +1,4 @@
-"""The heterogeneous GraphSAGE fraud model, and its two exact inference paths.
+"""The heterogeneous GraphSAGE fraud model, and its exact inference paths.
 
 The graph: transactions link to their entities (:data:`gnn.features.RELATIONS`: paid *by* an
 account, *to* an account, *with* a card, *on* a device, *from* an IP, *at* a merchant); each
@@ -20,7 +20,8 @@ state (:mod:`gnn.online`), not a query of their neighbourhoods. :meth:`FraudSAGE
 runs PyG message passing over a subgraph (:class:`torch_geometric.data.HeteroData`; used by
 explanations and tests); :meth:`FraudSAGE.forward_dense` computes the same function from the
 aggregated state (training, the incremental scorer). ``tests/gnn/test_model.py`` checks that
-they agree to 1e-5.
+they agree to 1e-5. :class:`FusedDense` computes ``forward_dense`` again with its linear maps
+stacked, for scoring (the serving pipeline's path; equal to 1e-5, with the same gradients).
 
 Inputs are standardised inside the model (training means and deviations kept as buffers);
 a neighbour mean is standardised only when there is at least one neighbour, so that an empty
