@@ -201,6 +201,9 @@ class TxnRow:
 _NO_ENTITY: Final = (0.0,) * len(ENTITY_FEATURES)
 _COMPACT: Final = 64
 """Expired window items are dropped in one go once at least this many (and half) have gone."""
+_OBSERVE_EDGES: Final = 256
+"""Edges the ring detector indexes at a time between two ring updates (see ``ring_every``):
+the updates themselves then only link and materialise, a shorter pause."""
 
 
 @cython.cclass
@@ -452,6 +455,7 @@ class FeatureState:
         self._shared: dict[str, dict[str, set[str]]] = {"phone": {}, "email": {}}
         self._detector = RingDetector() if rings else None
         self._pending: list[Any] = []
+        self._observed = False  # edges observed by the detector but not linked yet
         self.events = 0
 
     # -- input -----------------------------------------------------------------------------
@@ -470,9 +474,14 @@ class FeatureState:
         elif et == "account_event":
             self._account_event(event)
         if self._detector is not None:  # after the features: the event does not see itself
-            self._pending.extend(edges_from_event(event))
+            pending = self._pending
+            pending.extend(edges_from_event(event))
             if self.events % self.ring_every == 0:
                 self.flush_rings()
+            elif len(pending) >= _OBSERVE_EDGES:  # indexed now, linked at the next flush
+                self._detector.observe(pending)
+                self._pending = []
+                self._observed = True
         return row
 
     def observe_all(self, events: Iterable[Any]) -> list[TxnRow]:
@@ -498,9 +507,10 @@ class FeatureState:
 
     def flush_rings(self) -> None:
         """Give the ring detector the edges seen since its last update."""
-        if self._detector is not None and self._pending:
+        if self._detector is not None and (self._pending or self._observed):
             self._detector.update(self._pending)
             self._pending = []
+            self._observed = False
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -94,6 +94,7 @@ class RingDetector:
         self._next_partition = 0
         self._watermark = float("-inf")
         self._pruned_at = float("-inf")
+        self._earlier: set[str] = set()
         self._kinds = frozenset(self.config.identifier_kinds)
 
     def __repr__(self) -> str:
@@ -149,19 +150,42 @@ class RingDetector:
     def update(self, updates: Iterable[EdgeUpdate]) -> set[str]:
         """Apply a batch of edge updates.
 
+        ``update(batch)`` is ``observe(batch)`` followed by the link and materialise steps
+        over everything observed since the last update; rings change only here.
+
         Returns:
             The ids of the rings this batch created, changed (members, identifiers, evidence,
             typology or risk) or removed (merged into an older ring, or no longer linked);
             :meth:`ring` resolves a merged id to the ring that absorbed it.
         """
+        self.observe(updates)
+        earlier, self._earlier = self._earlier, set()
+        dirty = self._link(earlier)
+        changed = self._materialise(dirty)
+        watermark = self._watermark
+        if watermark - self._pruned_at >= DAY:
+            horizon = watermark - self.config.retention_s
+            self._ids.prune(horizon)
+            self._money.prune(horizon)
+            self._pruned_at = watermark
+        return changed
+
+    def observe(self, updates: Iterable[EdgeUpdate]) -> None:
+        """Step 1 alone: fold edge updates into the indexes; the rings wait for :meth:`update`.
+
+        A caller that updates the rings every few thousand events can observe each smaller
+        batch as it comes, so the work of an update is only the link and materialise steps.
+        Observing in several calls and then updating gives the rings one call would.
+        """
         ids, money = self._ids, self._money
         observe, grow, users_of = ids.observe, ids.grow, ids.users
+        used, until = ids.used, ids.until
         add_transfer, pay, paid = money.add, money.pay, money.paid
         first_kind, small = self._first_kind, self._small
         kinds = self._kinds
         small_payment = self.config.small_payment
         watermark = self._watermark
-        earlier: set[str] = set()  # accounts seen using a kind earlier than thought
+        earlier = self._earlier  # accounts seen using a kind earlier than thought
         for rel, src, kind, dst, ts, amount, failed in updates:
             if ts > watermark:
                 watermark = ts
@@ -197,6 +221,8 @@ class RingDetector:
                     continue
                 if ts > span[1]:  # the usual case, inline: a known user uses it again
                     span = (span[0], ts)
+                    if ts >= until[key]:
+                        used(key, ts)
                 elif ts < span[0]:
                     span = (ts, span[1])
                 else:
@@ -205,14 +231,6 @@ class RingDetector:
                 if len(users) > 1:
                     grow(key, src, span, users)
         self._watermark = watermark
-        dirty = self._link(earlier)
-        changed = self._materialise(dirty)
-        if watermark - self._pruned_at >= DAY:
-            horizon = watermark - self.config.retention_s
-            ids.prune(horizon)
-            money.prune(horizon)
-            self._pruned_at = watermark
-        return changed
 
     # -- linking -------------------------------------------------------------------------------
 
@@ -682,6 +700,7 @@ class RingDetector:
             "next_partition": self._next_partition,
             "watermark": self._watermark,
             "pruned_at": self._pruned_at,
+            "earlier": sorted(self._earlier),
         }
         return msgspec.msgpack.encode(state)
 
@@ -728,6 +747,7 @@ class RingDetector:
         d._next_partition = state["next_partition"]
         d._watermark = state["watermark"]
         d._pruned_at = state["pruned_at"]
+        d._earlier = set(state.get("earlier", ()))
         return d
 
 

@@ -13,6 +13,8 @@ identifiers are ignored from the start.
 
 Work per observation: a dictionary lookup when the account already uses the identifier (almost
 every observation), at most ``cap`` pair checks when it is new or its span of use grows.
+Identifiers are filed by the day of their last use, so :meth:`IdentifierIndex.prune` visits
+those that may have gone idle, not the whole index.
 
 >>> from graph.rings.config import RingConfig
 >>> ix = IdentifierIndex(RingConfig(degree_caps=(("ip", 2),)))
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph.rings.config import RingConfig
+from graph.rings.config import DAY, RingConfig
 
 Span = tuple[float, float]
 """``(first, last)`` use of an identifier by one account. Tuples of floats, unlike lists, drop
@@ -76,6 +78,10 @@ class IdentifierIndex:
         self._linked: dict[str, int] = {}
         self.changed: set[Pair] = set()
         self.grown: set[str] = set()
+        self.until: dict[str, float] = {}
+        """identifier key -> the end of the day (UTC) its last use falls in."""
+        self._idle: dict[int, set[str]] = {}
+        """day number -> the identifiers whose last use falls in that day."""
 
     def __repr__(self) -> str:
         return f"IdentifierIndex(identifiers={len(self.users)}, hubs={len(self.hubs)})"
@@ -91,7 +97,10 @@ class IdentifierIndex:
         users = self.users.get(key)
         if users is None:
             self.users[key] = {account: (ts, ts)}
+            self.used(key, ts)
             return
+        if ts >= self.until[key]:
+            self.used(key, ts)
         span = users.get(account)
         if span is not None:
             if ts > span[1]:
@@ -126,6 +135,29 @@ class IdentifierIndex:
             if key in self.pairs.get(p, ()):
                 self.changed.add(p)
         self._pair_up(key, account, users[account], users)
+
+    def used(self, key: str, ts: float) -> None:
+        """File ``key`` under the day of ``ts``, a use later than the day it is filed under.
+
+        :meth:`observe` calls this; a hot loop that extends spans itself calls it when
+        ``ts >= until[key]``.
+        """
+        day = int(ts // DAY)
+        before = self.until.get(key)
+        if before is not None:
+            self._idle[int(before // DAY) - 1].discard(key)
+        self.until[key] = (day + 1) * DAY
+        filed = self._idle.get(day)
+        if filed is None:
+            filed = self._idle[day] = set()
+        filed.add(key)
+
+    def _unfile(self, key: str) -> None:
+        before = self.until.pop(key, None)
+        if before is not None:
+            filed = self._idle.get(int(before // DAY) - 1)
+            if filed is not None:
+                filed.discard(key)
 
     def grow(self, key: str, account: str, span: Span, users: dict[str, Span]) -> None:
         """A user's span of use of a shared identifier grew: pair it with users it now meets.
@@ -179,6 +211,7 @@ class IdentifierIndex:
 
     def _make_hub(self, key: str, ts: float) -> None:
         users = self.users.pop(key)
+        self._unfile(key)
         self._linked.pop(key, None)
         self.grown.discard(key)
         self.hubs[key] = ts
@@ -197,8 +230,21 @@ class IdentifierIndex:
         return changed, grown
 
     def prune(self, horizon: float) -> None:
-        """Forget identifiers nobody has used since ``horizon`` (their pairs stay)."""
-        for key in [k for k, u in self.users.items() if max(s[1] for s in u.values()) < horizon]:
+        """Forget identifiers nobody has used since ``horizon`` (their pairs stay).
+
+        Only the identifiers filed under days up to ``horizon``'s are looked at.
+        """
+        last = int(horizon // DAY)
+        idle: list[str] = []
+        for day in sorted(d for d in self._idle if d <= last):
+            filed = self._idle[day]
+            if day < last:  # the whole day is behind the horizon
+                idle += filed
+                del self._idle[day]
+            else:
+                idle += [k for k in filed if max(s[1] for s in self.users[k].values()) < horizon]
+        for key in idle:
+            self._unfile(key)
             users = self.users.pop(key)
             self._linked.pop(key, None)
             for a in users:
@@ -217,6 +263,8 @@ class IdentifierIndex:
             "hubs": self.hubs,
             "pairs": [[a, b, ev] for (a, b), ev in self.pairs.items()],
             "linked": self._linked,
+            "changed": [list(p) for p in sorted(self.changed)],
+            "grown": sorted(self.grown),
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -225,6 +273,11 @@ class IdentifierIndex:
         self.hubs = dict(state["hubs"])
         self.pairs = {(a, b): dict(ev) for a, b, ev in state["pairs"]}
         self._linked = dict(state["linked"])
+        self.changed = {(a, b) for a, b in state.get("changed", ())}
+        self.grown = set(state.get("grown", ()))
+        self.until, self._idle = {}, {}
+        for key, users in self.users.items():
+            self.used(key, max(s[1] for s in users.values()))
         self.keys_of = {}
         for key, users in self.users.items():
             if len(users) > 1:

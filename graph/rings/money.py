@@ -39,7 +39,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from typing import Any
 
-from graph.rings.config import RingConfig
+from graph.rings.config import DAY, RingConfig
 
 Transfer = tuple[float, float, str]
 """``(ts, amount, counterparty)``: the counterparty is the receiver in ``out``, the sender in
@@ -81,6 +81,10 @@ class MoneyIndex:
         self.paid: dict[str, dict[str, tuple[float, float, float]]] = {}
         """account -> merchant -> (payments, declined or refunded, amount)."""
         self._refunded: set[str] = set()
+        self._days: dict[int, set[str]] = {}
+        """day number -> accounts that sent or received a transfer dated that day."""
+        self._keys: dict[int, set[TransferKey]] = {}
+        """day number -> the kept transfers dated that day."""
 
     def __repr__(self) -> str:
         return f"MoneyIndex(accounts={len(self.parties)}, pending={len(self._new)})"
@@ -91,6 +95,12 @@ class MoneyIndex:
         """Record a transfer that went through (declined ones should not be added)."""
         if src == dst:
             return
+        day = int(ts // DAY)
+        touched = self._days.get(day)
+        if touched is None:
+            touched = self._days[day] = set()
+        touched.add(src)
+        touched.add(dst)
         parties, cap = self.parties, self.config.busy_counterparties
         for a, b in ((src, dst), (dst, src)):
             p = parties.get(a)
@@ -112,6 +122,7 @@ class MoneyIndex:
             self.inn[dst].remove((ts, before, src))
             amount += before
         self._amounts[key] = amount
+        self._keys.setdefault(day, set()).add(key)
         insort(self.out.setdefault(src, []), (ts, amount, dst))
         insort(self.inn.setdefault(dst, []), (ts, amount, src))
         self._new.append(key)
@@ -407,32 +418,50 @@ class MoneyIndex:
     # -- upkeep --------------------------------------------------------------------------------
 
     def prune(self, horizon: float) -> None:
-        """Forget transfers, counterparties and pass-through records older than ``horizon``."""
-        for book in (self.out, self.inn):
-            for a in list(book):
-                lst = book[a]
+        """Forget transfers, counterparties and pass-through records older than ``horizon``.
+
+        Only the accounts and transfers filed under days up to ``horizon``'s are looked at:
+        the work is what expires, not the whole index.
+        """
+        last = int(horizon // DAY)
+        accounts: set[str] = set()
+        keys: set[TransferKey] = set()
+        for day in sorted(d for d in self._days if d <= last):
+            accounts |= self._days[day] if day == last else self._days.pop(day)
+        for day in sorted(d for d in self._keys if d <= last):
+            keys |= self._keys[day] if day == last else self._keys.pop(day)
+        for a in accounts:
+            for book in (self.out, self.inn):
+                lst = book.get(a)
+                if lst is None:
+                    continue
                 cut = bisect_left(lst, (horizon,))
                 if cut:
                     del lst[:cut]
                 if not lst:
                     del book[a]
-        for a in list(self.parties):
-            p = self.parties[a]
-            for c in [c for c, ts in p.items() if ts < horizon]:
-                del p[c]
-            if not p:
-                del self.parties[a]
-        for a in list(self.episodes):
-            ep = self.episodes[a]
-            for side in ("in", "out"):
-                ep[side] = {
-                    k: x for k, x in ep[side].items() if float(k.rsplit("|", 1)[1]) >= horizon
-                }
-            if not ep["in"] and not ep["out"]:
-                del self.episodes[a]
-        self.pt_in = {k for k in self.pt_in if k[2] >= horizon}
-        self.pt_out = {k for k in self.pt_out if k[2] >= horizon}
-        self._amounts = {k: x for k, x in self._amounts.items() if k[2] >= horizon}
+            p = self.parties.get(a)
+            if p is not None:
+                for c in [c for c, ts in p.items() if ts < horizon]:
+                    del p[c]
+                if not p:
+                    del self.parties[a]
+            ep = self.episodes.get(a)
+            if ep is not None:
+                for side in ("in", "out"):
+                    ep[side] = {
+                        k: x for k, x in ep[side].items() if float(k.rsplit("|", 1)[1]) >= horizon
+                    }
+                if not ep["in"] and not ep["out"]:
+                    del self.episodes[a]
+        filed = self._keys.get(last)
+        for key in keys:
+            if key[2] < horizon:
+                self.pt_in.discard(key)
+                self.pt_out.discard(key)
+                self._amounts.pop(key, None)
+                if filed is not None:
+                    filed.discard(key)
 
     def state(self) -> dict[str, Any]:
         """Plain data for a snapshot."""
@@ -469,3 +498,13 @@ class MoneyIndex:
             for a, by in state["paid"].items()
         }
         self._refunded = set(state["refunded"])
+        self._days, self._keys = {}, {}
+        for a, p in self.parties.items():
+            for ts in p.values():
+                self._days.setdefault(int(ts // DAY), set()).add(a)
+        for a, ep in self.episodes.items():
+            for side in ep.values():
+                for k in side:
+                    self._days.setdefault(int(float(k.rsplit("|", 1)[1]) // DAY), set()).add(a)
+        for key in (*self._amounts, *self.pt_in, *self.pt_out):
+            self._keys.setdefault(int(key[2] // DAY), set()).add(key)

@@ -3,6 +3,7 @@ order invariance, and the evaluation against the generator's truth on the small 
 
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 from graph.evaluate import evaluate
 from graph.model import REL_TARGET, EdgeUpdate, edges_from_event
 from graph.rings import Ring, RingConfig, RingDetector
+from graph.rings.identifiers import IdentifierIndex
+from graph.rings.money import MoneyIndex
 
 T0 = 1_790_000_000.0  # 2026-09-21, any fixed instant will do
 HOUR = 3600.0
@@ -415,6 +418,28 @@ def test_same_input_same_rings_and_order_does_not_matter():
         assert sorted((r.accounts, r.typology) for r in d.rings()) == expected
 
 
+def test_observing_in_pieces_then_updating_gives_what_one_update_gives():
+    batch = scenario() + _random_uses_and_transfers(3, days=12)
+    whole, pieces = RingDetector(), RingDetector()
+    for start in range(0, len(batch), 1000):
+        chunk = batch[start : start + 1000]
+        whole.update(chunk)
+        before = pieces.rings()
+        for i in range(0, len(chunk), 64):
+            pieces.observe(chunk[i : i + 64])
+        assert pieces.rings() == before  # rings change only on update
+        pieces.update([])
+        assert [r.to_dict() for r in pieces.rings()] == [r.to_dict() for r in whole.rings()]
+    assert whole.rings()
+    half = RingDetector()  # a snapshot between observing and updating keeps what is pending
+    half.update(batch[:1000])
+    half.observe(batch[1000:2000])
+    restored = RingDetector.restore(half.snapshot())
+    restored.update([])
+    half.update([])
+    assert [r.to_dict() for r in restored.rings()] == [r.to_dict() for r in half.rings()]
+
+
 def test_queries_and_bad_input():
     d = RingDetector()
     d.update(scenario())
@@ -484,6 +509,92 @@ def test_old_transfers_are_forgotten_but_rings_are_kept():
     assert d.rings() == [ring]
     assert "mule" not in d._money.out
     assert "mule" not in d._money.episodes
+
+
+def _random_uses_and_transfers(seed: int, days: int = 40) -> list[EdgeUpdate]:
+    """Identifier uses and transfers among a few dozen accounts, roughly in time order."""
+    rng = random.Random(seed)
+    accounts = ring_accounts("acc", 40)
+    out = []
+    for _ in range(6000):
+        ts = T0 + rng.uniform(0, days * DAY)
+        a = rng.choice(accounts)
+        if rng.random() < 0.3:
+            out.append(transfer(a, rng.choice(accounts), ts, rng.choice([20.0, 900.0, 1500.0])))
+        else:
+            kind = rng.choice(["device", "ip", "phone", "email"])
+            out.append(uses(a, kind, f"{kind}{rng.randrange(80)}", ts))
+    out.sort(key=lambda u: u.ts + rng.uniform(-2 * DAY, 2 * DAY))  # late arrivals by up to 4 days
+    return out
+
+
+def _feed(ids: IdentifierIndex, money: MoneyIndex, updates: list[EdgeUpdate]) -> None:
+    for u in updates:
+        if u.rel == "TRANSFERS_TO":
+            money.add(u.src_id, u.dst_id, u.ts, u.amount)
+        else:
+            ids.observe(f"{u.dst_kind}:{u.dst_id}", u.src_id, u.ts)
+    money.detect()  # pass-through records are kept, and pruned, too
+
+
+def test_pruning_forgets_exactly_what_is_older_than_the_horizon():
+    stream = _random_uses_and_transfers(7)
+    ids, money = IdentifierIndex(RingConfig()), MoneyIndex(RingConfig())
+    dropped_any = 0
+    for start in range(0, len(stream), 400):
+        _feed(ids, money, stream[start : start + 400])
+        horizon = max(u.ts for u in stream[: start + 400]) - 8 * DAY
+        users, linked = copy.deepcopy(ids.users), dict(ids._linked)
+        m = copy.deepcopy(money.state())
+        out, inn = copy.deepcopy(money.out), copy.deepcopy(money.inn)
+        ids.prune(horizon)
+        money.prune(horizon)
+
+        kept = {k: u for k, u in users.items() if max(s[1] for s in u.values()) >= horizon}
+        dropped = users.keys() - kept.keys()
+        dropped_any += len(dropped)
+        assert ids.users == kept
+        assert ids._linked == {k: n for k, n in linked.items() if k not in dropped}
+        assert not any(keys & dropped for keys in ids.keys_of.values())
+
+        for got, book in ((money.out, out), (money.inn, inn)):
+            recent = {a: [e for e in lst if e[0] >= horizon] for a, lst in book.items()}
+            assert got == {a: lst for a, lst in recent.items() if lst}
+        parties = {a: {c: t for c, t in p.items() if t >= horizon} for a, p in m["parties"].items()}
+        assert money.parties == {a: p for a, p in parties.items() if p}
+        assert sorted(money._amounts) == sorted(
+            (s, d, t) for s, d, t, _ in m["amounts"] if t >= horizon
+        )
+        for got, before in ((money.pt_in, m["pt_in"]), (money.pt_out, m["pt_out"])):
+            assert got == {tuple(k) for k in before if k[2] >= horizon}
+        episodes = {
+            a: {
+                side: {k: x for k, x in ep[side].items() if float(k.rsplit("|")[1]) >= horizon}
+                for side in ("in", "out")
+            }
+            for a, ep in m["episodes"].items()
+        }
+        assert money.episodes == {a: ep for a, ep in episodes.items() if ep["in"] or ep["out"]}
+    assert dropped_any > 100  # the stream did age identifiers out
+
+
+def test_indexes_loaded_from_a_snapshot_prune_as_the_originals_do():
+    stream = _random_uses_and_transfers(11)
+    ids, money = IdentifierIndex(RingConfig()), MoneyIndex(RingConfig())
+    _feed(ids, money, stream[:3000])
+    ids.prune(stream[2999].ts - 8 * DAY)
+    money.prune(stream[2999].ts - 8 * DAY)
+    ids2, money2 = IdentifierIndex(RingConfig()), MoneyIndex(RingConfig())
+    ids2.load(copy.deepcopy(ids.state()))
+    money2.load(copy.deepcopy(money.state()))
+    for a, b in ((ids, money), (ids2, money2)):
+        _feed(a, b, stream[3000:])
+        a.prune(stream[-1].ts - 5 * DAY)
+        b.prune(stream[-1].ts - 5 * DAY)
+    assert ids2.users == ids.users
+    assert ids2.keys_of == ids.keys_of
+    for name in ("out", "inn", "parties", "episodes", "_amounts", "pt_in", "pt_out"):
+        assert getattr(money2, name) == getattr(money, name), name
 
 
 def test_evaluation_counts_accounts_and_charges_honest_ones_to_their_rings_typology():
