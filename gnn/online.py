@@ -26,6 +26,7 @@ from gnn.features import ENTITY_FEATURES, ENTITY_KINDS, RELATIONS, TXN_FEATURES,
 from gnn.model import NEIGHBOUR_SLOTS, TXN, FraudSAGE
 
 _SLOT_OF: Final = {rel: i for i, (rel, _) in enumerate(RELATIONS)}
+_READS: Final = tuple((slot, rel2, j) for j, (slot, rel2) in enumerate(NEIGHBOUR_SLOTS))
 _CHUNK: Final = 12
 """Feature columns summed per pass of :func:`prefix_means`."""
 
@@ -145,17 +146,17 @@ def dense_inputs(rows: Sequence[TxnRow]) -> DenseInputs:
 
 
 def batch_tensors(
-    rows: Sequence[TxnRow], nbs: Sequence[tuple[np.ndarray, np.ndarray]]
+    rows: Sequence[TxnRow], nbs: tuple[np.ndarray, np.ndarray]
 ) -> tuple[torch.Tensor, ...]:
-    """``forward_dense``'s arguments for rows and their :meth:`OnlineState.inputs`."""
+    """``forward_dense``'s arguments for rows and their :meth:`OnlineState.fold`."""
     return (
         torch.from_numpy(np.stack([r.x for r in rows])),
         torch.from_numpy(np.stack([r.entity_x for r in rows])),
         torch.from_numpy(
             np.array([[e is not None for e in r.entities] for r in rows], dtype=np.float32)
         ),
-        torch.from_numpy(np.stack([m for m, _ in nbs])),
-        torch.from_numpy(np.stack([c for _, c in nbs])),
+        torch.from_numpy(nbs[0]),
+        torch.from_numpy(nbs[1]),
     )
 
 
@@ -185,6 +186,55 @@ class OnlineState:
                 if got is not None:
                     mean[j] = got[0] / got[1]
                     count[j] = got[1]
+        return mean, count
+
+    def fold(self, rows: Sequence[TxnRow]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`inputs` then :meth:`add` for each row in order, gathered for the batch.
+
+        Returns ``(nb_mean [N, J, F_t], nb_count [N, J])``, the numbers row-by-row calls
+        give, bit for bit: the rows are taken in runs where no row reads an entity that an
+        earlier row of the run adds to; a run's sums are read (copied) and divided in one
+        operation, then its rows are added, in order.
+        """
+        n = len(rows)
+        mean = np.zeros((n, len(NEIGHBOUR_SLOTS), len(TXN_FEATURES)), dtype=np.float32)
+        count = np.zeros((n, len(NEIGHBOUR_SLOTS)), dtype=np.float32)
+        sums = self._sums
+        slots = _READS
+        start = 0
+        while start < n:
+            written: set[tuple[str, str]] = set()
+            at: list[int] = []  # flat [row, slot] positions read
+            got: list[np.ndarray] = []
+            seen: list[int] = []
+            end = start
+            while end < n:
+                ents = rows[end].entities
+                if end > start and any(
+                    (rel2, ents[slot]) in written for slot, rel2, _ in slots if ents[slot]
+                ):
+                    break  # reads what this run adds: it starts the next run
+                base = end * len(NEIGHBOUR_SLOTS)
+                for slot, rel2, j in slots:
+                    key = ents[slot]
+                    if key is not None:
+                        state = sums[rel2].get(key)
+                        if state is not None:
+                            at.append(base + j)
+                            got.append(state[0])
+                            seen.append(state[1])
+                for slot, (rel, _) in enumerate(RELATIONS):
+                    key = ents[slot]
+                    if key is not None:
+                        written.add((rel, key))
+                end += 1
+            if got:
+                flat = np.stack(got) / np.array(seen, dtype=np.float64)[:, None]
+                mean.reshape(n * len(NEIGHBOUR_SLOTS), -1)[at] = flat
+                count.reshape(-1)[at] = seen
+            for row in rows[start:end]:
+                self.add(row)
+            start = end
         return mean, count
 
     def add(self, row: TxnRow) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from gnn.features import FeatureState, TxnRow
@@ -71,23 +70,19 @@ class Scorer:
     def score_events(self, events: Iterable[Any]) -> Iterator[Scored]:
         """Fold each event in and yield each transaction's score, in order."""
         rows: list[TxnRow] = []
-        nbs: list[tuple[np.ndarray, np.ndarray]] = []
         for event in events:
             row = self.features.observe(event)
             if row is None:
                 continue
-            nbs.append(self.state.inputs(row))
-            self.state.add(row)
             rows.append(row)
             if len(rows) >= self.batch:
-                yield from self._flush(rows, nbs)
-                rows, nbs = [], []
+                yield from self._flush(rows)
+                rows = []
         if rows:
-            yield from self._flush(rows, nbs)
+            yield from self._flush(rows)
 
-    def _flush(
-        self, rows: list[TxnRow], nbs: list[tuple[np.ndarray, np.ndarray]]
-    ) -> Iterator[Scored]:
+    def _flush(self, rows: list[TxnRow]) -> Iterator[Scored]:
+        nbs = self.state.fold(rows)
         with torch.no_grad(), intra_op_threads(1):
             scores = torch.sigmoid(self.model.forward_dense(*batch_tensors(rows, nbs)))
         for row, s in zip(rows, scores.tolist(), strict=True):

@@ -276,16 +276,14 @@ class ScoringPipeline:
                         self._flying.pop(txn_id, None)
             txn_rows: list[TxnRow] = []
             txns: list[Any] = []
-            nbs: list[tuple[np.ndarray, np.ndarray]] = []
             for event, row in zip(batch.observe, rows, strict=True):
-                if row is None:
-                    continue
-                nbs.append(self.state.inputs(row))
-                self.state.add(row)
-                if self.history is not None:
+                if row is not None:
+                    txn_rows.append(row)
+                    txns.append(event)
+            nbs = self.state.fold(txn_rows)
+            if self.history is not None:
+                for row in txn_rows:
                     self.history.append(row)
-                txn_rows.append(row)
-                txns.append(event)
             fresh = self._decide(txn_rows, txns, nbs, rings.get) if txn_rows else []
             out: list[Decision] = []
             for txn_id, got in batch.order:
@@ -374,7 +372,7 @@ class ScoringPipeline:
         self,
         rows: list[TxnRow],
         txns: list[Any],
-        nbs: list[tuple[np.ndarray, np.ndarray]],
+        nbs: tuple[np.ndarray, np.ndarray],
         ring_of: Callable[[str], Any],
     ) -> list[Decision]:
         x, ex, has, nb, cnt = batch_tensors(rows, nbs)

@@ -68,6 +68,29 @@ def test_online_state_matches_the_vectorised_history(rows: list) -> None:
     assert d.nb_count.max() > 20  # some entities have a long history
 
 
+def test_folding_a_batch_gives_the_row_by_row_numbers_bit_for_bit(rows: list) -> None:
+    one = OnlineState()
+    want = []
+    for row in rows:
+        want.append(one.inputs(row))
+        one.add(row)
+    for size in (1, 7, 256):
+        state = OnlineState()
+        means, counts = [], []
+        for start in range(0, len(rows), size):
+            mean, count = state.fold(rows[start : start + size])
+            means.append(mean)
+            counts.append(count)
+        np.testing.assert_array_equal(np.concatenate(means), np.stack([m for m, _ in want]))
+        np.testing.assert_array_equal(np.concatenate(counts), np.stack([c for _, c in want]))
+        assert len(state) == len(one)
+    repeats = sum(  # batches of 256 do read entities their own earlier rows added to
+        len({r.entities[0] for r in rows[i : i + 256]}) < len(rows[i : i + 256])
+        for i in range(0, len(rows), 256)
+    )
+    assert repeats > 0
+
+
 def test_prefix_means_match_a_direct_computation() -> None:
     rng = np.random.default_rng(4)
     x = rng.normal(size=(300, 3))
