@@ -199,7 +199,8 @@ class RingDetector:
                 if by_merchant is None or (agg := by_merchant.get(dst)) is None or agg[1]:
                     pay(src, dst, amount, failed)
                 else:
-                    by_merchant[dst] = (agg[0] + 1, 0.0, agg[2] + amount)
+                    agg[0] += 1
+                    agg[2] += amount
             elif rel == "TRANSFERS_TO":
                 if not failed:
                     add_transfer(src, dst, ts, amount)
@@ -220,14 +221,13 @@ class RingDetector:
                     observe(key, src, ts)
                     continue
                 if ts > span[1]:  # the usual case, inline: a known user uses it again
-                    span = (span[0], ts)
+                    span[1] = ts
                     if ts >= until[key]:
                         used(key, ts)
                 elif ts < span[0]:
-                    span = (ts, span[1])
+                    span[0] = ts
                 else:
                     continue
-                users[src] = span
                 if len(users) > 1:
                     grow(key, src, span, users)
         self._watermark = watermark

@@ -33,9 +33,9 @@ from typing import Any
 
 from graph.rings.config import DAY, RingConfig
 
-Span = tuple[float, float]
-"""``(first, last)`` use of an identifier by one account. Tuples of floats, unlike lists, drop
-out of the garbage collector's tracking, which keeps its full passes short on big indexes."""
+Span = list[float]
+"""``[first, last]`` use of an identifier by one account, updated in place: a new tuple per use
+would make its (settled, frozen) ``users`` dict young again for the garbage collector."""
 
 Pair = tuple[str, str]
 """Two account ids, sorted."""
@@ -96,7 +96,7 @@ class IdentifierIndex:
             return
         users = self.users.get(key)
         if users is None:
-            self.users[key] = {account: (ts, ts)}
+            self.users[key] = {account: [ts, ts]}
             self.used(key, ts)
             return
         if ts >= self.until[key]:
@@ -104,16 +104,15 @@ class IdentifierIndex:
         span = users.get(account)
         if span is not None:
             if ts > span[1]:
-                span = (span[0], ts)
+                span[1] = ts
             elif ts < span[0]:
-                span = (ts, span[1])
+                span[0] = ts
             else:
                 return
-            users[account] = span
             if len(users) > 1:
                 self.grow(key, account, span, users)
             return
-        users[account] = (ts, ts)
+        users[account] = [ts, ts]
         cap = self._caps.get(kind_of(key))
         if cap is not None and len(users) > cap:
             latest = max(s[1] for s in users.values())
@@ -269,7 +268,7 @@ class IdentifierIndex:
 
     def load(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state` output."""
-        self.users = {k: {a: (s[0], s[1]) for a, s in u.items()} for k, u in state["users"].items()}
+        self.users = {k: {a: [s[0], s[1]] for a, s in u.items()} for k, u in state["users"].items()}
         self.hubs = dict(state["hubs"])
         self.pairs = {(a, b): dict(ev) for a, b, ev in state["pairs"]}
         self._linked = dict(state["linked"])

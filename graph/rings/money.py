@@ -78,8 +78,8 @@ class MoneyIndex:
         self._amounts: dict[TransferKey, float] = {}
         self._newly_busy: set[str] = set()
         self.senders: set[str] = set()
-        self.paid: dict[str, dict[str, tuple[float, float, float]]] = {}
-        """account -> merchant -> (payments, declined or refunded, amount)."""
+        self.paid: dict[str, dict[str, list[float]]] = {}
+        """account -> merchant -> [payments, declined or refunded, amount]."""
         self._refunded: set[str] = set()
         self._days: dict[int, set[str]] = {}
         """day number -> accounts that sent or received a transfer dated that day."""
@@ -132,11 +132,14 @@ class MoneyIndex:
         by_merchant = self.paid.get(src)
         if by_merchant is None:
             by_merchant = self.paid[src] = {}
-        n, refunds, spent = by_merchant.get(merchant, (0.0, 0.0, 0.0))
-        n, spent = n + 1, spent + amount
+        agg = by_merchant.get(merchant)
+        if agg is None:  # updated in place from now on (see ``identifiers.Span``)
+            agg = by_merchant[merchant] = [0.0, 0.0, 0.0]
+        agg[0] += 1
+        agg[2] += amount
         if failed:
-            refunds += 1
-        by_merchant[merchant] = (n, refunds, spent)
+            agg[1] += 1
+        n, refunds = agg[0], agg[1]
         if failed or (refunds and n == self.config.kickback_min_payments):
             self._refunded.add(src)
 
@@ -494,7 +497,7 @@ class MoneyIndex:
         }
         self._new = [(s, d, t) for s, d, t in state["new"]]
         self.paid = {
-            a: {m: (agg[0], agg[1], agg[2]) for m, agg in by.items()}
+            a: {m: [agg[0], agg[1], agg[2]] for m, agg in by.items()}
             for a, by in state["paid"].items()
         }
         self._refunded = set(state["refunded"])
