@@ -19,14 +19,14 @@ help:
 	@echo "make lint   - ruff (lint + format check) and mypy"
 	@echo "make bench  - the perf/ benchmarks"
 	@echo "make setup  - create .venv and install pinned dependencies (idempotent)"
-	@echo "make native - compile the feature state with Cython (part of setup; rebuilt when it changes)"
+	@echo "make native - compile the feature state and entity sums with Cython (part of setup; rebuilt when it changes)"
 	@echo "make neo4j  - run a local Neo4j 5.26 (Bolt on 127.0.0.1:7687, no auth) in the foreground"
 
 setup: $(STAMP) native
 
 # The hot path's pure-Python modules compiled with Cython (the .py stays the one definition and
 # runs as is when not compiled); rebuilt whenever its source changes.
-NATIVE_SRC := gnn/features.py
+NATIVE_SRC := gnn/features.py gnn/sums.py
 EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 native: $(STAMP)
 	@command -v cc >/dev/null || { \

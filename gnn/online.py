@@ -4,8 +4,9 @@ Three ways to build the model's inputs from the same feature rows (:class:`gnn.f
 in time order), all giving the same numbers:
 
 - :func:`dense_inputs`: every row of a history at once, vectorised (training, evaluation);
-- :class:`OnlineState`: one row at a time, keeping per-entity running sums and counts of past
-  transactions' features (serving: a new transaction needs only its entities' state);
+- :class:`OnlineState` (:mod:`gnn.sums`, compiled): one row at a time, keeping per-entity
+  running sums and counts of past transactions' features (serving: a new transaction needs only
+  its entities' state);
 - :class:`HistoryGraph`: the transaction's subgraph (its entities and their past transactions)
   as a :class:`torch_geometric.data.HeteroData` for :meth:`gnn.model.FraudSAGE.forward`
   (explanations, and the test that proves the aggregated paths exact).
@@ -24,9 +25,18 @@ from torch_geometric.data import HeteroData
 
 from gnn.features import ENTITY_FEATURES, ENTITY_KINDS, RELATIONS, TXN_FEATURES, TxnRow
 from gnn.model import NEIGHBOUR_SLOTS, TXN, FraudSAGE
+from gnn.sums import OnlineState
+
+__all__ = [
+    "DenseInputs",
+    "HistoryGraph",
+    "OnlineState",
+    "batch_tensors",
+    "dense_inputs",
+    "prefix_means",
+]
 
 _SLOT_OF: Final = {rel: i for i, (rel, _) in enumerate(RELATIONS)}
-_READS: Final = tuple((slot, rel2, j) for j, (slot, rel2) in enumerate(NEIGHBOUR_SLOTS))
 _CHUNK: Final = 12
 """Feature columns summed per pass of :func:`prefix_means`."""
 
@@ -158,99 +168,6 @@ def batch_tensors(
         torch.from_numpy(nbs[0]),
         torch.from_numpy(nbs[1]),
     )
-
-
-class OnlineState:
-    """Running sums and counts of past transactions' features, per entity and relation.
-
-    :meth:`inputs` gives a transaction's aggregated inputs from its entities' state as it is;
-    :meth:`add` then folds the transaction in. Feeding a history row by row gives exactly
-    :func:`dense_inputs` of that history.
-    """
-
-    def __init__(self) -> None:
-        self._sums: dict[str, dict[str, list]] = {rel: {} for rel, _ in RELATIONS}
-        self.transactions = 0
-
-    def __len__(self) -> int:
-        return sum(len(t) for t in self._sums.values())
-
-    def inputs(self, row: TxnRow) -> tuple[np.ndarray, np.ndarray]:
-        """``(nb_mean [J, F_t], nb_count [J])`` for ``row``, before it is added."""
-        mean = np.zeros((len(NEIGHBOUR_SLOTS), len(row.x)), dtype=np.float32)
-        count = np.zeros(len(NEIGHBOUR_SLOTS), dtype=np.float32)
-        for j, (slot, rel2) in enumerate(NEIGHBOUR_SLOTS):
-            key = row.entities[slot]
-            if key is not None:
-                got = self._sums[rel2].get(key)
-                if got is not None:
-                    mean[j] = got[0] / got[1]
-                    count[j] = got[1]
-        return mean, count
-
-    def fold(self, rows: Sequence[TxnRow]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`inputs` then :meth:`add` for each row in order, gathered for the batch.
-
-        Returns ``(nb_mean [N, J, F_t], nb_count [N, J])``, the numbers row-by-row calls
-        give, bit for bit: the rows are taken in runs where no row reads an entity that an
-        earlier row of the run adds to; a run's sums are read (copied) and divided in one
-        operation, then its rows are added, in order.
-        """
-        n = len(rows)
-        mean = np.zeros((n, len(NEIGHBOUR_SLOTS), len(TXN_FEATURES)), dtype=np.float32)
-        count = np.zeros((n, len(NEIGHBOUR_SLOTS)), dtype=np.float32)
-        sums = self._sums
-        slots = _READS
-        start = 0
-        while start < n:
-            written: set[tuple[str, str]] = set()
-            at: list[int] = []  # flat [row, slot] positions read
-            got: list[np.ndarray] = []
-            seen: list[int] = []
-            end = start
-            while end < n:
-                ents = rows[end].entities
-                if end > start and any(
-                    (rel2, ents[slot]) in written for slot, rel2, _ in slots if ents[slot]
-                ):
-                    break  # reads what this run adds: it starts the next run
-                base = end * len(NEIGHBOUR_SLOTS)
-                for slot, rel2, j in slots:
-                    key = ents[slot]
-                    if key is not None:
-                        state = sums[rel2].get(key)
-                        if state is not None:
-                            at.append(base + j)
-                            got.append(state[0])
-                            seen.append(state[1])
-                for slot, (rel, _) in enumerate(RELATIONS):
-                    key = ents[slot]
-                    if key is not None:
-                        written.add((rel, key))
-                end += 1
-            if got:
-                flat = np.stack(got) / np.array(seen, dtype=np.float64)[:, None]
-                mean.reshape(n * len(NEIGHBOUR_SLOTS), -1)[at] = flat
-                count.reshape(-1)[at] = seen
-            for row in rows[start:end]:
-                self.add(row)
-            start = end
-        return mean, count
-
-    def add(self, row: TxnRow) -> None:
-        """Fold ``row`` into its entities' state."""
-        x = row.x.astype(np.float64)
-        for slot, (rel, _) in enumerate(RELATIONS):
-            key = row.entities[slot]
-            if key is not None:
-                table = self._sums[rel]
-                got = table.get(key)
-                if got is None:
-                    table[key] = [x.copy(), 1]
-                else:
-                    got[0] += x
-                    got[1] += 1
-        self.transactions += 1
 
 
 class HistoryGraph:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
@@ -16,6 +12,7 @@ from gnn import features
 from gnn.data import History, event_time_key
 from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, TXN_INDEX, FeatureState
 from ingest.events import AccountEvent, Login, Transaction
+from tests.gnn.conftest import assert_build_current, from_source
 
 T0 = datetime(2026, 10, 1, 9, tzinfo=UTC)
 
@@ -133,26 +130,10 @@ def test_amount_against_the_accounts_own_history() -> None:
     assert usual.x[ix["amount_percentile"]] < 0.7
 
 
-def _from_source() -> ModuleType:
-    """gnn/features.py run as plain Python, beside the compiled module the package imports."""
-    if not features.compiled():
-        return features
-    path = Path(features.__file__).with_name("features.py")
-    spec = importlib.util.spec_from_file_location("features_source", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_compiled_build_is_current_and_gives_the_same_bits(small_history: History) -> None:
     # `make native` builds it before the tests; a stale or missing build is a failure here
-    assert features.compiled(), "gnn/features.py is not compiled: run `make native`"
-    built = Path(features.__file__)
-    assert built.stat().st_mtime >= built.with_name("features.py").stat().st_mtime
-    source = _from_source()
+    assert_build_current(features)
+    source = from_source(features)
     assert not source.compiled()
     fast = features.FeatureState().observe_all(small_history.events)
     slow = source.FeatureState().observe_all(small_history.events)

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from gnn import sums
 from gnn.data import History
 from gnn.features import FeatureState
 from gnn.model import FraudSAGE
 from gnn.online import HistoryGraph, OnlineState, dense_inputs, prefix_means
 from gnn.scoring import Scorer
+from tests.gnn.conftest import assert_build_current, from_source
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +91,19 @@ def test_folding_a_batch_gives_the_row_by_row_numbers_bit_for_bit(rows: list) ->
         for i in range(0, len(rows), 256)
     )
     assert repeats > 0
+
+
+def test_the_compiled_entity_sums_are_current_and_give_the_same_bits(rows: list) -> None:
+    assert_build_current(sums)
+    source = from_source(sums)
+    assert not source.compiled()
+    fast, slow = sums.OnlineState(), source.OnlineState()
+    for start in range(0, len(rows), 50):
+        a, b = fast.fold(rows[start : start + 50]), slow.fold(rows[start : start + 50])
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert len(fast) == len(slow) > 100
+    assert fast.transactions == slow.transactions == len(rows)
 
 
 def test_prefix_means_match_a_direct_computation() -> None:
