@@ -132,13 +132,17 @@ class Validator:
         """
         event_type = self._resolve(record, event_type)
         compiled = self._compiled[event_type]
-        if "extra" not in record and type(record) is dict:
+        if type(record) is dict:
             # fast path: msgspec builds and type-checks the Struct in C; any doubt, full path
             try:
-                event = msgspec.convert(record, self._classes[event_type])
-                unknown = record.keys() - self._known[event_type]
-                if unknown:
-                    event.extra = {k: record[k] for k in unknown}
+                fields = record
+                if "extra" in record:  # not the Struct's field: an unknown one, kept in extra
+                    fields = dict(record)
+                    del fields["extra"]
+                event = msgspec.convert(fields, self._classes[event_type])
+                known = self._known[event_type]
+                if len(record) > len(known & record.keys()):  # in the record's order
+                    event.extra = {k: v for k, v in record.items() if k not in known}
                 self._check_decoded(event, event_type)
                 self.fast_hits += 1
                 return event

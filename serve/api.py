@@ -334,11 +334,14 @@ class Scoring:
     def _answer(self, decisions: list[Any], started: float) -> list[dict[str, Any]]:
         latency_ms = round((time.perf_counter() - started) * 1e3, 3)
         out = []
+        made: dict[str, int] = {}
         for d in decisions:
-            self._count(decision=d.decision).inc()
+            made[d.decision] = made.get(d.decision, 0) + 1
             body = d.to_dict()
             body["latency_ms"] = latency_ms
             out.append(body)
+        for decision, n in made.items():
+            self._count(decision=decision).inc(n)
         return out
 
     async def score(self, raw: bytes, started: float) -> dict[str, Any]:

@@ -205,6 +205,12 @@ def test_a_field_named_extra_is_kept_as_an_extra(validator):
     raw = orjson.dumps({**BASE["login"], "extra": {"a": 1}})
     assert_same(validator, raw)
     assert validator.validate_json(raw).extra == {"extra": {"a": 1}}
+    record = {**BASE["transaction"], "z_field": 1, "extra": {"a": 1}, "a_field": 2}
+    before = validator.fast_hits
+    event = validator.validate(record)  # a mapping with one takes the fast path too
+    assert validator.fast_hits == before + 1
+    assert list(event.extra.items()) == [("z_field", 1), ("extra", {"a": 1}), ("a_field", 2)]
+    assert encode_event(event) == encode_event(validator.validate_full(record))
 
 
 def test_seeded_mutations_agree(validator):
@@ -214,7 +220,7 @@ def test_seeded_mutations_agree(validator):
         event_type = rng.choice(list(BASE))
         record = dict(BASE[event_type])
         for _ in range(rng.randint(1, 3)):
-            field = rng.choice([*record, "extra_field", "event_type"])
+            field = rng.choice([*record, "extra_field", "extra", "event_type"])
             value = rng.choice(TRICKY)
             if value is None and rng.random() < 0.5:
                 record.pop(field, None)
