@@ -305,6 +305,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 host=args.host,
                 port=args.port,
                 log_level="warning",
+                timeout_keep_alive=settings.keep_alive_s,
             )
         finally:
             pipeline.on_decisions = None

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         "of at least 32 bytes; the first signs, all verify (`ringfence token keygen`).",
     )
 
+    keep_alive_s: float = Field(
+        default=75.0,
+        gt=0,
+        le=3600,
+        description="`ringfence serve` keeps an idle client connection open this long (s). "
+        "Longer than the gateways' and load balancers' own idle timeouts (often 60 s), so the "
+        "server never closes a connection a client is about to reuse (a reset request).",
+    )
     journal_sync_ms: float = Field(
         default=50.0,
         gt=0,

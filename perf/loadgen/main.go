@@ -145,6 +145,7 @@ func main() {
 		MaxIdleConnsPerHost: *conns,
 		MaxConnsPerHost:     *conns,
 		DisableCompression:  true,
+		IdleConnTimeout:     30 * time.Second, // below the server's keep-alive (75 s)
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 	}
 	client := &http.Client{Transport: transport, Timeout: *timeout}

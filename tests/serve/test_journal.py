@@ -248,15 +248,19 @@ def test_ringfence_serve_warms_up_journals_and_answers_retries_after_a_restart(
     monkeypatch.setenv("RINGFENCE_JWT_KEYS", "k1=" + "j" * 40)
     body = [json.loads(encode_event(t)) for t in later[:4]]
     answers: list[Any] = []
+    options: list[dict[str, Any]] = []
 
-    def serve(app: Any, **_: Any) -> None:  # what uvicorn.run would serve, for two requests
+    def serve(app: Any, **kw: Any) -> None:  # what uvicorn.run would serve, for two requests
+        options.append(kw)
         with running(app) as url:
             answers.append(post(url, "/v1/score/batch", {"transactions": body})["results"])
 
     monkeypatch.setattr(uvicorn, "run", serve)
     assert main(["serve", "--data-dir", str(root)]) == 0
     assert f"warm start: {len(past):,} bus events and 0 journal records" in capsys.readouterr().err
+    monkeypatch.setenv("RINGFENCE_KEEP_ALIVE_S", "120")
     assert main(["serve", "--data-dir", str(root), "--no-history"]) == 0
+    assert [o["timeout_keep_alive"] for o in options] == [75.0, 120.0]
     assert "warm start: 0 bus events and 4 journal records" in capsys.readouterr().err
     assert [a["replayed"] for a in answers[1]] == [True] * 4
     assert [strip(a) for a in answers[1]] == [strip(a) for a in answers[0]]
