@@ -57,9 +57,9 @@ class Settings(BaseSettings):
         "of at least 32 bytes; the first signs, all verify (`ringfence token keygen`).",
     )
 
-    keep_alive_s: float = Field(
-        default=75.0,
-        gt=0,
+    keep_alive_s: int = Field(
+        default=75,
+        ge=1,
         le=3600,
         description="`ringfence serve` keeps an idle client connection open this long (s). "
         "Longer than the gateways' and load balancers' own idle timeouts (often 60 s), so the "

@@ -260,7 +260,7 @@ def test_ringfence_serve_warms_up_journals_and_answers_retries_after_a_restart(
     assert f"warm start: {len(past):,} bus events and 0 journal records" in capsys.readouterr().err
     monkeypatch.setenv("RINGFENCE_KEEP_ALIVE_S", "120")
     assert main(["serve", "--data-dir", str(root), "--no-history"]) == 0
-    assert [o["timeout_keep_alive"] for o in options] == [75.0, 120.0]
+    assert [o["timeout_keep_alive"] for o in options] == [75, 120]
     assert "warm start: 0 bus events and 4 journal records" in capsys.readouterr().err
     assert [a["replayed"] for a in answers[1]] == [True] * 4
     assert [strip(a) for a in answers[1]] == [strip(a) for a in answers[0]]
