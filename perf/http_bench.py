@@ -32,11 +32,13 @@ Run from the repository root::
 
     python perf/http_bench.py [--data DIR] [--model DIR] [--out DIR] [--quick]
         [--generator loadgen|locust] [--rates 1000,2000,5000] [--batches 500,1000] [--warm N]
-        [--feature-worker]
+        [--feature-worker] [--server-unpinned]
 
 With ``--feature-worker`` the server runs its feature state in a child process
 (``RINGFENCE_FEATURE_WORKER=1``) and is not pinned, so it has both cores (the generator still
-has one of them); its CPU then counts the child's.
+has one of them); its CPU then counts the child's. With ``--server-unpinned`` the server (one
+process) may run on both cores, sharing the generator's; the server CPU column then counts all
+its threads (the journal's sync, the alert dispatcher, torch).
 """
 
 from __future__ import annotations
@@ -466,6 +468,11 @@ def main() -> None:
         action="store_true",
         help="serve with RINGFENCE_FEATURE_WORKER=1, unpinned (the generator stays pinned)",
     )
+    p.add_argument(
+        "--server-unpinned",
+        action="store_true",
+        help="let the server use both cores (the generator stays pinned to one, which it shares)",
+    )
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -482,7 +489,11 @@ def main() -> None:
     pins: tuple[int | None, int | None] = (
         (cpus[0], cpus[1]) if len(cpus) >= 2 and shutil.which("taskset") else (None, None)
     )
-    where = "any CPU (with its feature worker)" if args.feature_worker else f"CPU {pins[0]}"
+    if args.server_unpinned:
+        pins = (None, pins[1])
+    where = f"CPU {pins[0]}" if pins[0] is not None else "any CPU"
+    if args.feature_worker:
+        where = "any CPU (with its feature worker)"
     print(f"server on {where}, load generator on CPU {pins[1]}")
     single_s, batch_s = (10, 15) if args.quick else (30, 30)
     if args.duration:
