@@ -44,10 +44,8 @@ from __future__ import annotations
 
 import bisect
 import math
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import cython
@@ -58,6 +56,7 @@ if cython.compiled:  # C's functions, called directly
 else:  # the same functions as Python calls them (cython's shadow wraps them: slower)
     from math import asin, atan2, cos, exp, log1p, sin, sqrt
 
+from gnn.native import warn_if_stale
 from graph.model import edges_from_event, normalise
 from graph.rings import RingDetector
 
@@ -766,11 +765,5 @@ def compiled() -> bool:
     return bool(cython.compiled)
 
 
-if cython.compiled:  # a build older than its source runs yesterday's features: say so
-    _source = Path(__file__).with_name("features.py")
-    if _source.exists() and _source.stat().st_mtime > Path(__file__).stat().st_mtime:
-        warnings.warn(
-            f"{Path(__file__).name} is older than {_source.name}: run `make native`",
-            RuntimeWarning,
-            stacklevel=1,
-        )
+if cython.compiled:  # a build older than its source runs yesterday's code: say so
+    warn_if_stale(__file__)

@@ -15,7 +15,6 @@ same bits (tested).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Final
 
 import cython
@@ -23,6 +22,7 @@ import numpy as np
 
 from gnn.features import RELATIONS, TXN_FEATURES, TxnRow
 from gnn.model import NEIGHBOUR_SLOTS
+from gnn.native import warn_if_stale
 
 _F: Final = len(TXN_FEATURES)
 _J: Final = len(NEIGHBOUR_SLOTS)
@@ -217,13 +217,5 @@ def compiled() -> bool:
     return bool(cython.compiled)
 
 
-if cython.compiled:  # a build older than its source: say so (as gnn/features.py does)
-    import warnings
-
-    _source = Path(__file__).with_name("sums.py")
-    if _source.exists() and _source.stat().st_mtime > Path(__file__).stat().st_mtime:
-        warnings.warn(
-            f"{Path(__file__).name} is older than {_source.name}: run `make native`",
-            RuntimeWarning,
-            stacklevel=1,
-        )
+if cython.compiled:  # a build older than its source runs yesterday's code: say so
+    warn_if_stale(__file__)

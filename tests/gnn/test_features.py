@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
+import warnings
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gnn import features
 from gnn.data import History, event_time_key
 from gnn.features import ENTITY_FEATURES, RELATIONS, TXN_FEATURES, TXN_INDEX, FeatureState
+from gnn.native import warn_if_stale
 from ingest.events import AccountEvent, Login, Transaction
 from tests.gnn.conftest import assert_build_current, from_source
 
@@ -142,6 +147,20 @@ def test_the_compiled_build_is_current_and_gives_the_same_bits(small_history: Hi
         assert (a.txn_id, a.ts, a.entities) == (b.txn_id, b.ts, b.entities)
         np.testing.assert_array_equal(a.x, b.x)
         np.testing.assert_array_equal(a.entity_x, b.entity_x)
+
+
+def test_a_build_older_than_its_source_warns(tmp_path: Path) -> None:
+    built, source = tmp_path / "mod.cpython-311-x86_64-linux-gnu.so", tmp_path / "mod.py"
+    source.write_text("")
+    built.write_bytes(b"")
+    os.utime(source, (1_000, 1_000))
+    os.utime(built, (2_000, 2_000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_stale(str(built))  # current: silent
+    os.utime(source, (3_000, 3_000))
+    with pytest.warns(RuntimeWarning, match="mod.py: run `make native`"):
+        warn_if_stale(str(built))
 
 
 def test_velocity_windows_stay_exact_across_compaction() -> None:
