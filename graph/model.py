@@ -94,6 +94,8 @@ class EdgeUpdate(NamedTuple):
     failed: bool = False
 
 
+_edge: Final = tuple.__new__
+
 _CHANGED: Final = {"email_changed": "email", "phone_changed": "phone", "address_changed": "address"}
 
 _SPACES = re.compile(r"[\s,]+")
@@ -113,7 +115,11 @@ def normalise(kind: str, value: str) -> str:
 
 
 def edges_from_event(event: Any) -> list[EdgeUpdate]:
-    """The edge updates one canonical event makes (pure: no I/O, no state)."""
+    """The edge updates one canonical event makes (pure: no I/O, no state).
+
+    Built with ``tuple.__new__`` (``_edge``), not through the named tuple's ``__new__``, a
+    Python-level call: this runs for every event of the stream.
+    """
     account = getattr(event, "account_id", None)
     if account is None:
         return []
@@ -127,40 +133,40 @@ def edges_from_event(event: Any) -> list[EdgeUpdate]:
     out: list[EdgeUpdate] = []
     device = getattr(event, "device_id", None)
     if device is not None:
-        out.append(EdgeUpdate("USES_DEVICE", account, "device", device, ts, 0.0, failed))
+        out.append(_edge(EdgeUpdate, ("USES_DEVICE", account, "device", device, ts, 0.0, failed)))
     ip = getattr(event, "ip", None)
     if ip is not None:
-        out.append(EdgeUpdate("FROM_IP", account, "ip", ip, ts, 0.0, failed))
+        out.append(_edge(EdgeUpdate, ("FROM_IP", account, "ip", ip, ts, 0.0, failed)))
     if et == "transaction":
         if event.card_id is not None:
-            out.append(EdgeUpdate("HAS_CARD", account, "card", event.card_id, ts, 0.0, failed))
+            out.append(
+                _edge(EdgeUpdate, ("HAS_CARD", account, "card", event.card_id, ts, 0.0, failed))
+            )
         for rel, kind, value in (
             ("HAS_EMAIL", "email", event.email),
             ("HAS_PHONE", "phone", event.phone),
             ("HAS_ADDRESS", "address", event.billing_address),
         ):
             if value is not None:
-                out.append(EdgeUpdate(rel, account, kind, normalise(kind, value), ts, 0.0, failed))
+                out.append(
+                    _edge(EdgeUpdate, (rel, account, kind, normalise(kind, value), ts, 0.0, failed))
+                )
         amount = float(event.amount)
         if event.merchant_id is not None:
             out.append(
-                EdgeUpdate("PAYS", account, "merchant", event.merchant_id, ts, amount, failed)
+                _edge(
+                    EdgeUpdate, ("PAYS", account, "merchant", event.merchant_id, ts, amount, failed)
+                )
             )
         if event.counterparty_account_id is not None:
+            payee = event.counterparty_account_id
             out.append(
-                EdgeUpdate(
-                    "TRANSFERS_TO",
-                    account,
-                    "account",
-                    event.counterparty_account_id,
-                    ts,
-                    amount,
-                    failed,
-                )
+                _edge(EdgeUpdate, ("TRANSFERS_TO", account, "account", payee, ts, amount, failed))
             )
     elif et == "account_event" and event.new_value is not None:
         changed = _CHANGED.get(event.kind)
         if changed is not None:
             rel = f"HAS_{changed.upper()}"
-            out.append(EdgeUpdate(rel, account, changed, normalise(changed, event.new_value), ts))
+            value = normalise(changed, event.new_value)
+            out.append(_edge(EdgeUpdate, (rel, account, changed, value, ts, 0.0, False)))
     return out
