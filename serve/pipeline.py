@@ -107,7 +107,9 @@ class Decision:
                 {"rule_id": o.rule_id, "result": o.result, "error": o.error}
                 for o in self.rule_outcomes
                 if o.result != "no_hit"
-            ],
+            ]
+            if self.rule_outcomes
+            else [],
         }
 
 

@@ -179,7 +179,7 @@ class RingDetector:
         """
         ids, money = self._ids, self._money
         observe, grow, users_of = ids.observe, ids.grow, ids.users
-        used, until = ids.used, ids.until
+        used, until, linked = ids.used, ids.until, ids._linked
         add_transfer, pay, paid = money.add, money.pay, money.paid
         first_kind, small = self._first_kind, self._small
         kinds = self._kinds
@@ -228,7 +228,8 @@ class RingDetector:
                     span[0] = ts
                 else:
                     continue
-                if len(users) > 1:
+                n = len(users)  # grow's own test, inline: most shared keys paired all their users
+                if n > 1 and linked.get(key, 0) < n * (n - 1) // 2:
                     grow(key, src, span, users)
         self._watermark = watermark
 
