@@ -158,13 +158,17 @@ def dense_inputs(rows: Sequence[TxnRow]) -> DenseInputs:
 def batch_tensors(
     rows: Sequence[TxnRow], nbs: tuple[np.ndarray, np.ndarray]
 ) -> tuple[torch.Tensor, ...]:
-    """``forward_dense``'s arguments for rows and their :meth:`OnlineState.fold`."""
+    """``forward_dense``'s arguments for rows (at least one) and their :meth:`OnlineState.fold`.
+
+    Concatenated and reshaped rather than ``np.stack`` ed: the same arrays, a quarter of the
+    time (``stack`` makes a view of every row first).
+    """
+    n, slots = len(rows), len(RELATIONS)
+    has = [e is not None for r in rows for e in r.entities]
     return (
-        torch.from_numpy(np.stack([r.x for r in rows])),
-        torch.from_numpy(np.stack([r.entity_x for r in rows])),
-        torch.from_numpy(
-            np.array([[e is not None for e in r.entities] for r in rows], dtype=np.float32)
-        ),
+        torch.from_numpy(np.concatenate([r.x for r in rows]).reshape(n, -1)),
+        torch.from_numpy(np.concatenate([r.entity_x for r in rows]).reshape(n, slots, -1)),
+        torch.from_numpy(np.array(has, dtype=np.float32).reshape(n, slots)),
         torch.from_numpy(nbs[0]),
         torch.from_numpy(nbs[1]),
     )
@@ -177,6 +181,7 @@ class HistoryGraph:
         self.rows: list[TxnRow] = []
         self.position: dict[str, int] = {}
         self._index: dict[str, dict[str, list[int]]] = {rel: {} for rel, _ in RELATIONS}
+        self._slots = tuple(self._index[rel] for rel, _ in RELATIONS)  # in entity-slot order
         for row in rows:
             self.append(row)
 
@@ -185,10 +190,13 @@ class HistoryGraph:
         i = len(self.rows)
         self.rows.append(row)
         self.position[row.txn_id] = i
-        for slot, (rel, _) in enumerate(RELATIONS):
-            key = row.entities[slot]
+        for key, index in zip(row.entities, self._slots, strict=True):
             if key is not None:
-                self._index[rel].setdefault(key, []).append(i)
+                got = index.get(key)
+                if got is None:
+                    index[key] = [i]
+                else:
+                    got.append(i)
 
     def past(self, rel: str, key: str, before: int) -> list[int]:
         """Positions of the rows linked to entity ``key`` through ``rel``, before ``before``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,7 +94,7 @@ class Alert:
         'r7'
         """
         return cls(
-            id=uuid.uuid4().hex,
+            id=os.urandom(16).hex(),  # as random as uuid4().hex, without the UUID object
             severity=Severity(severity),
             kind=kind,
             title=title,
