@@ -65,7 +65,11 @@ DecisionHook = Callable[[Sequence[Any], Sequence["Decision"]], None]
 
 
 class AlertSink(Protocol):
-    """Where alerts go (an :class:`serve.alerts.AlertDispatcher`): returns at once."""
+    """Where alerts go (an :class:`serve.alerts.AlertDispatcher`): returns at once.
+
+    A sink with a ``wants(severity) -> bool`` method is asked first: an alert of a severity it
+    does not take is not built.
+    """
 
     def submit(self, alert: Alert) -> bool:
         """Queue an alert; never raises."""
@@ -452,6 +456,9 @@ class ScoringPipeline:
         elif d.decision == "review":
             severity = "high" if d.score >= 0.5 else "medium"
         else:
+            return
+        wants = getattr(self.alerts, "wants", None)  # an AlertSink may say it takes none
+        if wants is not None and not wants(severity):
             return
         where = f" in ring {d.ring_id}" if d.ring_id else ""
         try:

@@ -174,6 +174,14 @@ class AlertDispatcher:
 
     # -- the caller's side ------------------------------------------------------------------
 
+    def wants(self, severity: Severity | str) -> bool:
+        """Whether any channel takes alerts of ``severity`` (the others would go nowhere).
+
+        The scoring pipeline asks before it builds an alert, so a severity no channel takes
+        costs nothing on the hot path.
+        """
+        return bool(self.router.channels_for(severity))
+
     def submit(self, alert: Alert) -> bool:
         """Queue ``alert`` for delivery and return at once; never raises.
 

@@ -66,3 +66,47 @@ rules:
     statuses = sorted(r.status for r in query_deliveries(tmp_path))
     assert statuses == ["deduplicated", "deduplicated", "sent"]
     assert pipeline.stats.alert_failures == 0
+
+
+def test_a_severity_no_channel_takes_is_not_even_built(
+    history_and_model: tuple, slack: tuple, tmp_path: Path
+) -> None:
+    history, (model, manifest) = history_and_model
+    url, _ = slack
+    config = AlertsConfig(log_dir=tmp_path, slack_webhook_url=url, routes={"slack": ("critical",)})
+    dispatcher = build_dispatcher(config)
+    assert dispatcher.wants("critical")
+    assert not dispatcher.wants("high")
+    assert not dispatcher.wants("medium")
+    assert dispatcher.close(10.0)
+
+    class CriticalOnly:  # the pipeline asks first, then submits only what a channel takes
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+            self.submitted: list[str] = []
+
+        def wants(self, severity: str) -> bool:
+            self.asked.append(severity)
+            return severity == "critical"
+
+        def submit(self, alert: object) -> bool:
+            self.submitted.append(alert.txn_id)  # type: ignore[attr-defined]
+            return True
+
+    txns = [e for e in history.events if e.event_type == "transaction"][:4]
+    rules = ruleset_from_yaml(
+        f"""
+version: "1"
+rules:
+  - {{id: stop, when: 'txn.txn_id == "{txns[0].txn_id}"', action: block, priority: 20}}
+  - {{id: look, when: 'txn.txn_id != "{txns[0].txn_id}"', action: review, priority: 10}}
+"""
+    )
+    sink = CriticalOnly()
+    quiet = PolicyConfig(block_threshold=1.0, review_threshold=1.0)
+    pipeline = ScoringPipeline(model, manifest, ruleset=rules, policy=quiet, alerts=sink)
+    decisions = pipeline.process(txns)
+    assert [d.decision for d in decisions] == ["block", "review", "review", "review"]
+    assert sink.submitted == [txns[0].txn_id]
+    assert sink.asked.count("critical") == 1
+    assert len(sink.asked) == 4
