@@ -38,13 +38,11 @@ class _Table:
     index: dict
     sums: Any  # float64 [capacity, F]
     counts: Any  # float64 [capacity]
-    size: cython.Py_ssize_t
     sp: cython.p_double  # compiled: the two arrays' data
     cp: cython.p_double
 
     def __init__(self) -> None:
         self.index = {}
-        self.size = 0
         self._room(np.zeros((1024, _F)), np.zeros(1024))
 
     def __len__(self) -> int:
@@ -65,14 +63,13 @@ class _Table:
         got = self.index.get(key)
         if got is not None:
             return cython.cast(cython.Py_ssize_t, got)
-        i: cython.Py_ssize_t = self.size
+        i: cython.Py_ssize_t = len(self.index)
         if i == len(self.counts):  # full: twice the room
             self._room(
                 np.concatenate((self.sums, np.zeros_like(self.sums))),
                 np.concatenate((self.counts, np.zeros_like(self.counts))),
             )
         self.index[key] = i
-        self.size = i + 1
         return i
 
 

@@ -491,9 +491,9 @@ def main() -> None:
     )
     if args.server_unpinned:
         pins = (None, pins[1])
-    where = f"CPU {pins[0]}" if pins[0] is not None else "any CPU"
+    where = "any CPU" if pins[0] is None or args.feature_worker else f"CPU {pins[0]}"
     if args.feature_worker:
-        where = "any CPU (with its feature worker)"
+        where += " (with its feature worker)"
     print(f"server on {where}, load generator on CPU {pins[1]}")
     single_s, batch_s = (10, 15) if args.quick else (30, 30)
     if args.duration:

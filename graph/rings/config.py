@@ -13,10 +13,29 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 HOUR: Final = 3600.0
 DAY: Final = 86400.0
+
+_T = TypeVar("_T")
+
+
+def take_due(filed: dict[int, set[_T]], last: int) -> set[_T]:
+    """What is filed under day numbers up to ``last`` (the indexes' prunes file by day).
+
+    Days before ``last`` are wholly due and leave ``filed``; ``last`` itself stays, since only
+    part of it may be behind the horizon (the caller checks those exactly).
+
+    >>> filed = {3: {"a"}, 4: {"b"}, 5: {"c"}}
+    >>> sorted(take_due(filed, 4)), sorted(filed)
+    (['a', 'b'], [4, 5])
+    """
+    out: set[_T] = set()
+    for day in [d for d in filed if d <= last]:
+        out |= filed[day] if day == last else filed.pop(day)
+    return out
+
 
 DEFAULT_DEGREE_CAPS: Final = (
     ("device", 12),

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph.rings.config import DAY, RingConfig
+from graph.rings.config import DAY, RingConfig, take_due
 
 Span = list[float]
 """``[first, last]`` use of an identifier by one account, updated in place: a new tuple per use
@@ -233,15 +233,8 @@ class IdentifierIndex:
 
         Only the identifiers filed under days up to ``horizon``'s are looked at.
         """
-        last = int(horizon // DAY)
-        idle: list[str] = []
-        for day in sorted(d for d in self._idle if d <= last):
-            filed = self._idle[day]
-            if day < last:  # the whole day is behind the horizon
-                idle += filed
-                del self._idle[day]
-            else:
-                idle += [k for k in filed if max(s[1] for s in self.users[k].values()) < horizon]
+        due = take_due(self._idle, int(horizon // DAY))
+        idle = [k for k in due if max(s[1] for s in self.users[k].values()) < horizon]
         for key in idle:
             self._unfile(key)
             users = self.users.pop(key)

@@ -39,7 +39,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from typing import Any
 
-from graph.rings.config import DAY, RingConfig
+from graph.rings.config import DAY, RingConfig, take_due
 
 Transfer = tuple[float, float, str]
 """``(ts, amount, counterparty)``: the counterparty is the receiver in ``out``, the sender in
@@ -427,13 +427,7 @@ class MoneyIndex:
         the work is what expires, not the whole index.
         """
         last = int(horizon // DAY)
-        accounts: set[str] = set()
-        keys: set[TransferKey] = set()
-        for day in sorted(d for d in self._days if d <= last):
-            accounts |= self._days[day] if day == last else self._days.pop(day)
-        for day in sorted(d for d in self._keys if d <= last):
-            keys |= self._keys[day] if day == last else self._keys.pop(day)
-        for a in accounts:
+        for a in take_due(self._days, last):
             for book in (self.out, self.inn):
                 lst = book.get(a)
                 if lst is None:
@@ -458,7 +452,7 @@ class MoneyIndex:
                 if not ep["in"] and not ep["out"]:
                     del self.episodes[a]
         filed = self._keys.get(last)
-        for key in keys:
+        for key in take_due(self._keys, last):
             if key[2] < horizon:
                 self.pt_in.discard(key)
                 self.pt_out.discard(key)
