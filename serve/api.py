@@ -48,6 +48,8 @@ MAX_BATCH: Final = 1000
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 MAX_COMPANY: Final = 2000
 """The most transactions one micro-batch of concurrent requests holds."""
+MAX_FLYING: Final = 8
+"""Batches begun in the feature worker and not yet decided, at most (more: the caller waits)."""
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,9 @@ class MicroBatcher:
 
     With a feature worker (the pipeline's ``worker``), a drained batch is begun (its features
     computed in the worker's process) and finished when the worker answers, signalled on the
-    event loop by the worker's pipe: meanwhile this process parses the next requests and
-    decides the batch before, so the two stages use two cores.
+    event loop by the worker's pipe; the loop never waits for the worker while fewer than
+    :data:`MAX_FLYING` batches are in it, so this process parses the next requests and
+    decides the batches answered while the worker computes: the two stages use two cores.
     """
 
     def __init__(
@@ -152,7 +155,7 @@ class MicroBatcher:
             self._fail(group, exc, size)
             return
         self._flying.append((batch, group))
-        if len(self._flying) > 1:  # the worker has the new batch: decide the one before
+        if len(self._flying) > MAX_FLYING:  # the worker is behind: wait for it
             self._finish_oldest()
         if self._flying and not self._watching:
             loop.add_reader(self._worker.fileno(), self._on_answer, loop)

@@ -60,3 +60,23 @@ def test_batches_finish_in_the_order_they_began(history_and_model: tuple) -> Non
         pipeline.finish(second)
     pipeline.finish(first)
     pipeline.finish(second)
+
+
+def test_events_reach_the_worker_as_they_were_sent_offsets_included(
+    history_and_model: tuple,
+) -> None:
+    from datetime import timedelta, timezone
+
+    from serve.feature_worker import _DECODE_EVENTS, _ENCODE_EVENTS
+
+    history, _ = history_and_model
+    events = list(history.events[:500])
+    # a timestamp in another offset: the time of day a feature reads is the sender's
+    shifted = events[0].timestamp.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    events[0] = type(events[0])(
+        **{f: getattr(events[0], f) for f in events[0].__struct_fields__} | {"timestamp": shifted}
+    )
+    assert {type(e).__name__ for e in events} >= {"Transaction", "Login"}
+    back = _DECODE_EVENTS.decode(_ENCODE_EVENTS.encode(events))
+    assert [repr(e) for e in back] == [repr(e) for e in events]
+    assert back[0].timestamp.utcoffset() == timedelta(hours=5, minutes=30)
