@@ -30,7 +30,8 @@ from gnn import registry
 from gnn.data import load_history
 from rules import ruleset_from_yaml
 from serve.feature_worker import FeatureWorker
-from serve.pipeline import ScoringPipeline, settle_heap
+from serve.heap import settle_heap
+from serve.pipeline import ScoringPipeline
 
 SAMPLE_RULES = """
 version: "bench-1"

@@ -283,7 +283,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from serve.api import create_app, server_app
     from serve.cli import _settings
-    from serve.pipeline import settle_heap
+    from serve.heap import settle_heap
     from serve.tokens import SigningKeys, TokenError
     from serve.wiring import decision_journal, scoring_pipeline, warm_from_data_dir
 
@@ -483,7 +483,7 @@ def _replay_over_http(
 
     from ingest.events import encode_event
     from serve.api import create_app, server_app
-    from serve.pipeline import settle_heap
+    from serve.heap import settle_heap
     from serve.tokens import SigningKeys, issue
 
     keys = SigningKeys.parse("demo=" + secrets.token_urlsafe(40))  # this run only

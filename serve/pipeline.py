@@ -17,9 +17,7 @@ full Captum explanation is served on demand).
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
-import gc
 import logging
 import math
 import threading
@@ -43,6 +41,7 @@ from rules import Context, PolicyConfig, RuleSet, decide
 from rules.store import StoreFollower
 from serve.alerts import Alert
 from serve.enforcement import DEFAULT_TTL, BlockList, Challenges
+from serve.heap import HEAP
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +310,7 @@ class ScoringPipeline:
                 self._decided.popitem(last=False)
             if self.on_decisions is not None and fresh:
                 self.on_decisions(batch.events, fresh)
-            _HEAP.grew(len(txn_rows))
+            HEAP.grew(len(txn_rows))
             return out
 
     def warm(self, events: Sequence[Any]) -> int:
@@ -583,54 +582,6 @@ _INPUT_NAMES: Final = (
     *(f"{REL_WORD[RELATIONS[slot][0]]}.history_{rel2}" for slot, rel2 in NEIGHBOUR_SLOTS),
 )
 """The names of the model's inputs, in the order :meth:`ScoringPipeline._attributions` ranks."""
-
-
-def settle_heap(young: int = 10_000, *, every: int = 2_000) -> None:
-    """Tune the garbage collector for a long-lived scoring process, once its state is built.
-
-    The pipeline's state is millions of small long-lived objects; every full collection walks
-    them all (about a second per 250,000 events of history here), a pause that lands on some
-    unlucky request. Collecting once and freezing what survives takes the rebuilt state out
-    of later collections, and collecting the young generation every ``young`` allocations
-    instead of 700 cuts the collector's share of scoring (about 15% here).
-
-    The state keeps growing while the process scores, so from then on every pipeline settles
-    the heap again each ``every`` transactions it decides: a full collection of what is not
-    frozen yet (the objects made since the last settle: a few milliseconds), then a freeze.
-    Without it the next automatic full collection walked everything made since the start
-    (measured: a 0.5 s pause after 100,000 events, 1.3 s without the first settle). Garbage
-    cycles are collected before each freeze; only a cycle still alive at a settle and dropped
-    later is never collected.
-    """
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(young, middle, old)
-    _HEAP.every = every
-    atexit.unregister(gc.unfreeze)  # once, however often the heap is settled
-    atexit.register(gc.unfreeze)  # at exit, frozen objects are collected as usual
-
-
-class _Heap:
-    """The process-wide settle cadence :func:`settle_heap` starts (off until it is called)."""
-
-    def __init__(self) -> None:
-        self.every = 0
-        self.since = 0
-        self.settles = 0
-
-    def grew(self, transactions: int) -> None:
-        if not self.every:
-            return
-        self.since += transactions
-        if self.since >= self.every:
-            self.since = 0
-            self.settles += 1
-            gc.collect()
-            gc.freeze()
-
-
-_HEAP: Final = _Heap()
 
 
 def _replay(d: Decision) -> Decision:

@@ -22,7 +22,8 @@ from typing import Any, Final
 
 from ingest.events import decode_event
 from ingest.pipeline import EVENTS_TOPIC
-from serve.pipeline import ScoringPipeline, settle_heap
+from serve.heap import settle_heap
+from serve.pipeline import ScoringPipeline
 
 GROUP: Final = "scoring"
 

@@ -80,3 +80,60 @@ def test_events_reach_the_worker_as_they_were_sent_offsets_included(
     back = _DECODE_EVENTS.decode(_ENCODE_EVENTS.encode(events))
     assert [repr(e) for e in back] == [repr(e) for e in events]
     assert back[0].timestamp.utcoffset() == timedelta(hours=5, minutes=30)
+
+
+def test_frames_larger_than_the_pipe_arrive_whole_and_in_order_without_the_sender_waiting() -> None:
+    import os
+    import threading
+
+    from serve.feature_worker import _Reader, _Writer
+
+    read_fd, write_fd = os.pipe()
+    writer, reader = _Writer(write_fd, "test-writer"), _Reader(read_fd)
+    frames = [os.urandom(3 << 20), b"small", b"", os.urandom(100_000)]
+    # nobody reads yet: a sender that waited for room would never return
+    sending = threading.Thread(target=lambda: [writer.send(f) for f in frames], daemon=True)
+    sending.start()
+    sending.join(10)
+    assert not sending.is_alive(), "send waited for the reader"
+    got: list[bytes] = []
+    while len(got) < len(frames):
+        more = reader.wait()
+        assert more, "the writer went away"
+        got += more
+    assert got == frames
+    writer.close()  # the reader then sees the end of the pipe
+    assert reader.wait() == []
+    assert reader.closed
+    reader.close()
+
+
+def test_a_partial_frame_is_kept_until_the_rest_arrives() -> None:
+    import os
+
+    from serve.feature_worker import _FRAME, _Reader
+
+    read_fd, write_fd = os.pipe()
+    reader = _Reader(read_fd)
+    frame = _FRAME.pack(6) + b"abcdef"
+    os.write(write_fd, frame[:5])
+    assert reader.take() == []
+    os.write(write_fd, frame[5:] + frame)
+    assert reader.take() == [b"abcdef", b"abcdef"]
+    os.close(write_fd)
+    reader.close()
+
+
+def test_a_worker_that_died_is_an_error_not_a_hang() -> None:
+    from serve.feature_worker import FeatureWorkerError
+
+    w = FeatureWorker()
+    try:
+        assert w.ring_of("acc_1") is None
+        w._proc.kill()
+        w._proc.join(5)
+        with pytest.raises(FeatureWorkerError, match="gone"):
+            w.ring_of("acc_1")
+        assert w.ready(99)  # an event loop watching it learns of it at once
+    finally:
+        w.close()

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from serve import pipeline as pipeline_module
-from serve.pipeline import ScoringPipeline, settle_heap
+from serve.heap import HEAP, settle_heap
+from serve.pipeline import ScoringPipeline
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def settled() -> Iterator[None]:
     try:
         yield
     finally:
-        pipeline_module._HEAP.every = 0
+        HEAP.every = 0
         gc.unfreeze()
         gc.set_threshold(*thresholds)
 
@@ -36,9 +36,9 @@ def test_the_heap_is_settled_again_as_transactions_are_decided(
     pipeline = ScoringPipeline(model, manifest)
     events = list(history.events)
     pipeline.process(events[:500])
-    before = pipeline_module._HEAP.settles
+    before = HEAP.settles
     pipeline.process(events[500:1000])
-    assert pipeline_module._HEAP.settles == before  # off until the process settles its heap
+    assert HEAP.settles == before  # off until the process settles its heap
 
     settle_heap(every=100)
     frozen = gc.get_freeze_count()
@@ -50,6 +50,6 @@ def test_the_heap_is_settled_again_as_transactions_are_decided(
     made = pipeline.stats.transactions - decided
     assert made >= 300
     # once each time 100 more transactions were decided (at most once a batch of 50)
-    assert made // 150 <= pipeline_module._HEAP.settles - before <= made // 100
+    assert made // 150 <= HEAP.settles - before <= made // 100
     assert gc.get_freeze_count() > frozen  # the new state went into the frozen generation
     assert garbage() is None  # and the garbage before it was collected, not frozen
