@@ -50,7 +50,7 @@ MAX_COMPANY: Final = 1000
 """The most transactions one micro-batch of concurrent requests holds (a request larger alone).
 
 With a feature worker, smaller micro-batches keep both processes busy: measured with batches of
-500 from 8 connections, 2,000 gave 16-18k transactions/s (each process idle a quarter of the
+500 from 8 connections, 2,000 gave 16-18k transactions/s (each process busy only 66-84% of the
 time, waiting for the other's large batch), 1,000 gave 23.8k and 500 22.6k. In process it makes
 no difference (14.7k and 14.5k)."""
 MAX_FLYING: Final = 8

@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     feature_worker: bool = Field(
         default=False,
         description="Compute the feature state in a child process, so that features and "
-        "decisions run on two cores (the same decisions; see README).",
+        "decisions run on two cores: the throughput for batches and streams (the same "
+        "decisions; single calls are answered fastest without it; see README).",
     )
     model_backend: Literal["inprocess", "torchserve"] = Field(
         default="inprocess",
