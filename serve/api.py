@@ -10,7 +10,8 @@ Bad input is answered 422 with every field error in one format, and nothing of i
 state; a batch is all or nothing. Bodies above :data:`MAX_BODY_BYTES` get 413. Errors share one
 shape: ``{"error": {"code", "message", "fields": [{"index", "field", "reason"}]}}``.
 
-``GET /health`` (the process is up), ``GET /ready`` (a model is loaded), ``GET /metrics``
+``GET /health`` (the process is up), ``GET /ready`` (a model is loaded; both 503 once a
+feature worker's process is gone), ``GET /metrics``
 (Prometheus: request latency histograms, decisions by type, the model version).
 """
 
@@ -41,6 +42,7 @@ from pydantic import BaseModel
 from ingest.errors import RecordRejected
 from ingest.validate import Validator
 from serve.enforcement import BlockList, EnforcementError
+from serve.feature_worker import FeatureWorkerError
 from serve.pipeline import ScoringPipeline
 from serve.tokens import Claims, ScopeMissing, SigningKeys, TokenInvalid, Verifier
 
@@ -194,6 +196,8 @@ class MicroBatcher:
     @staticmethod
     def _fail(group: list[tuple[list[Any], Any]], exc: Exception, size: int) -> None:
         log.exception("scoring a micro-batch of %d transactions failed", size, exc_info=exc)
+        if isinstance(exc, FeatureWorkerError):  # not the request's fault: try another replica
+            exc = ApiError(503, "unavailable", f"this replica cannot score: {exc}")
         for _, done in group:
             if not done.done():
                 done.set_exception(exc)
@@ -610,15 +614,26 @@ def create_app(
         )
         return {"ring_id": ring.id, "blocked_accounts": n, "by": who.client}
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
+    def broken() -> Response | None:
+        """503 when the service cannot score: its feature worker's process is gone.
 
-    @app.get("/ready")
-    async def ready() -> dict[str, Any]:
+        Liveness fails too: a restart rebuilds the state from the journal.
+        """
+        if pipeline.worker is None or pipeline.worker.alive:
+            return None
+        return json_response(
+            {"status": "failed", "reason": "the feature worker's process is gone"}, 503
+        )
+
+    @app.get("/health", response_model=None)
+    async def health() -> dict[str, str] | Response:
+        """The process is up and can score."""
+        return broken() or {"status": "ok"}
+
+    @app.get("/ready", response_model=None)
+    async def ready() -> dict[str, Any] | Response:
         """A model is loaded and scoring."""
-        return {"status": "ready", "model_version": pipeline.version}
+        return broken() or {"status": "ready", "model_version": pipeline.version}
 
     @app.get("/metrics")
     async def prometheus() -> Response:

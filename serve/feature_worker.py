@@ -293,6 +293,11 @@ class FeatureWorker:
             self._file(self._in.take())
             return ticket in self._replies or self._in.closed
 
+    @property
+    def alive(self) -> bool:
+        """Whether the child is running (scoring fails without it: its state is the features)."""
+        return self._proc.is_alive() and not self._in.closed
+
     def ring_of(self, account_id: str) -> Any:
         """The ring the child's detector puts ``account_id`` in now (after what was sent)."""
         return self._wait(self._send("ring_of", account_id))

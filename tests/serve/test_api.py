@@ -308,3 +308,32 @@ def test_concurrent_calls_are_scored_together_each_getting_its_own_answer(
     assert "ringfence_microbatch_transactions_bucket" in metrics["text"].decode()
     if worker is not None:
         worker.close()
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast_path", "fastapi_routes"])
+def test_a_lost_feature_worker_fails_calls_health_and_readiness_without_hanging(
+    history_and_model: tuple, fast_path: bool
+) -> None:
+    _, (model, manifest) = history_and_model
+    txns = transactions(history_and_model)[:20]
+    worker = FeatureWorker()
+    pipeline = ScoringPipeline(model, manifest, feature_worker=worker)
+    auth = token(["score"])
+    try:
+        with running(create_app(pipeline, KEYS, fast_path=fast_path)) as url:
+            assert call(url, "/v1/score", txns[0], auth)[0] == 200
+            assert call(url, "/ready")[0] == 200
+            worker._proc.kill()
+            worker._proc.join(5)
+            status, body = call(url, "/v1/score", txns[1], auth)
+            assert status == 503
+            assert body["error"]["code"] == "unavailable"
+            assert "feature process is gone" in body["error"]["message"]
+            status, body = call(url, "/v1/score/batch", {"transactions": txns[2:5]}, auth)
+            assert status == 503
+            for path in ("/health", "/ready"):
+                status, body = call(url, path)
+                assert status == 503
+                assert "feature worker" in body["reason"]
+    finally:
+        worker.close()
