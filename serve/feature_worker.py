@@ -98,15 +98,13 @@ class _Writer:
         with self._lock:
             if self.broken is not None:
                 raise self.broken
+            sent = 0
             if not self._backlog:
-                try:
+                with contextlib.suppress(BlockingIOError):
                     sent = os.write(self._fd, frame)
-                except BlockingIOError:
-                    sent = 0
                 if sent == len(frame):
                     return
-                frame = memoryview(frame)[sent:]  # type: ignore[assignment]
-            self._backlog.append(memoryview(frame))
+            self._backlog.append(memoryview(frame)[sent:])
             self._more.notify()
 
     def close(self) -> None:
