@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -67,57 +68,60 @@ async def _spin(turns: int = 5) -> None:
         await asyncio.sleep(0)
 
 
-def test_batches_wait_in_the_worker_while_the_loop_goes_on_and_finish_in_order() -> None:
-    async def scenario() -> None:
-        worker = HeldWorker()
-        pipeline = Pipeline(worker)
-        batcher = MicroBatcher(pipeline)  # type: ignore[arg-type]
-        try:
-            calls = []
-            for k in range(3):  # three requests, each drained on its own
-                calls.append(asyncio.create_task(batcher.score([f"t{k}a", f"t{k}b"])))
-                await _spin()
-            assert len(pipeline.begun) == 3, "a request waited for the batch before it"
-            assert pipeline.finished == []
+async def _apart(batcher: MicroBatcher, requests: list[list[Any]]) -> list[asyncio.Task]:
+    """The requests sent one after another, each drained before the next arrives."""
+    calls = []
+    for events in requests:
+        calls.append(asyncio.create_task(batcher.score(events)))
+        await _spin()
+    return calls
 
-            worker.release(2)  # the second answer first: nothing may be decided out of order
-            await _spin()
-            assert pipeline.finished == []
-            worker.release(1)
-            await _spin()
-            assert pipeline.finished == [1, 2]
-            assert await calls[0] == ["decided t0a", "decided t0b"]
-            assert await calls[1] == ["decided t1a", "decided t1b"]
-            assert not calls[2].done()
-            worker.release(3)
-            assert await asyncio.wait_for(calls[2], 5) == ["decided t2a", "decided t2b"]
-            assert pipeline.early == []
+
+def _run(scenario: Callable[[HeldWorker, Pipeline, MicroBatcher], Awaitable[None]]) -> None:
+    async def main() -> None:
+        worker = HeldWorker()
+        try:
+            pipeline = Pipeline(worker)
+            await scenario(worker, pipeline, MicroBatcher(pipeline))  # type: ignore[arg-type]
         finally:
             worker.close()
 
-    asyncio.run(scenario())
+    asyncio.run(main())
+
+
+def test_batches_wait_in_the_worker_while_the_loop_goes_on_and_finish_in_order() -> None:
+    async def scenario(worker: HeldWorker, pipeline: Pipeline, batcher: MicroBatcher) -> None:
+        calls = await _apart(batcher, [[f"t{k}a", f"t{k}b"] for k in range(3)])
+        assert len(pipeline.begun) == 3, "a request waited for the batch before it"
+        assert pipeline.finished == []
+
+        worker.release(2)  # the second answer first: nothing may be decided out of order
+        await _spin()
+        assert pipeline.finished == []
+        worker.release(1)
+        await _spin()
+        assert pipeline.finished == [1, 2]
+        assert await calls[0] == ["decided t0a", "decided t0b"]
+        assert await calls[1] == ["decided t1a", "decided t1b"]
+        assert not calls[2].done()
+        worker.release(3)
+        assert await asyncio.wait_for(calls[2], 5) == ["decided t2a", "decided t2b"]
+        assert pipeline.early == []
+
+    _run(scenario)
 
 
 def test_a_worker_far_behind_makes_the_loop_wait_for_the_oldest_batch() -> None:
-    async def scenario() -> None:
-        worker = HeldWorker()
-        pipeline = Pipeline(worker)
-        batcher = MicroBatcher(pipeline)  # type: ignore[arg-type]
-        try:
-            calls = []
-            for k in range(MAX_FLYING + 2):
-                calls.append(asyncio.create_task(batcher.score([k])))
-                await _spin()
-            # each batch beyond MAX_FLYING waited for (finished) the oldest one in the worker
-            assert len(pipeline.begun) == MAX_FLYING + 2
-            assert pipeline.early == [1, 2]
-            assert [await c for c in calls[:2]] == [["decided 0"], ["decided 1"]]
-            for ticket in range(3, MAX_FLYING + 3):
-                worker.release(ticket)
-            got = await asyncio.wait_for(asyncio.gather(*calls[2:]), 5)
-            assert got == [[f"decided {k}"] for k in range(2, MAX_FLYING + 2)]
-            assert pipeline.finished == list(range(1, MAX_FLYING + 3))
-        finally:
-            worker.close()
+    async def scenario(worker: HeldWorker, pipeline: Pipeline, batcher: MicroBatcher) -> None:
+        calls = await _apart(batcher, [[k] for k in range(MAX_FLYING + 2)])
+        # each batch beyond MAX_FLYING waited for (finished) the oldest one in the worker
+        assert len(pipeline.begun) == MAX_FLYING + 2
+        assert pipeline.early == [1, 2]
+        assert [await c for c in calls[:2]] == [["decided 0"], ["decided 1"]]
+        for ticket in range(3, MAX_FLYING + 3):
+            worker.release(ticket)
+        got = await asyncio.wait_for(asyncio.gather(*calls[2:]), 5)
+        assert got == [[f"decided {k}"] for k in range(2, MAX_FLYING + 2)]
+        assert pipeline.finished == list(range(1, MAX_FLYING + 3))
 
-    asyncio.run(scenario())
+    _run(scenario)
