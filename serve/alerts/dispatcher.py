@@ -237,6 +237,7 @@ class AlertDispatcher:
             self._abort.set()
             logger.warning("alert dispatcher closed with deliveries still in progress")
             return False
+        self.log.close()
         return True
 
     # -- background threads -------------------------------------------------------------------
