@@ -18,7 +18,7 @@ Fields a source sends that the contract does not know are kept, in ``extra``, ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -323,6 +323,7 @@ _check_declarations()
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(Event)
+_DECODE_LIST = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]
 
 
 def encode_event(event: Event) -> bytes:
@@ -339,6 +340,16 @@ def encode_event(event: Event) -> bytes:
 def decode_event(payload: bytes) -> Event:
     """Inverse of :func:`encode_event` (trusted input: what the bus holds was validated)."""
     return _DECODER.decode(payload)
+
+
+def encode_events(events: Sequence[Event]) -> bytes:
+    """Several events as one JSON array, each encoded as :func:`encode_event` encodes it."""
+    return _ENCODER.encode(events)
+
+
+def decode_events(payload: bytes | memoryview) -> list[Event]:
+    """Inverse of :func:`encode_events` (trusted input, as for :func:`decode_event`)."""
+    return _DECODE_LIST.decode(payload)
 
 
 def event_from_record(record: Mapping[str, Any]) -> Event:

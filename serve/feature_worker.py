@@ -10,13 +10,13 @@ same; the rings it reports for a batch are read after the whole batch, as the in
 pipeline reads them when it decides.
 
 Requests and answers go over two pipes, one each way, as length-prefixed frames. A batch of
-events travels as JSON, the bus's encoding (msgspec: a quarter of a microsecond an event to
-write, against three to pickle; JSON keeps a timestamp's UTC offset, which MessagePack's
-timestamps drop); answers are pickled, a batch's rows as two stacked arrays. Neither side
-waits for the other to make room: what the pipe takes is written at once, by the caller, and
-what it does not (a batch larger than the pipe while the child is busy) is left to a thread
-of the writer's (:class:`_Writer`). The parent reads answers as their bytes arrive, from its
-event loop when it has one (:meth:`FeatureWorker.fileno`, :meth:`FeatureWorker.ready`), so
+events travels as JSON, the bus's encoding (:func:`ingest.events.encode_events`; a quarter of a
+microsecond an event to write, against three to pickle; JSON keeps a timestamp's UTC offset,
+which MessagePack's timestamps drop); answers are pickled, a batch's rows as two stacked arrays.
+Neither side waits for the other to make room: what the pipe takes is written at once, by the
+caller, and what it does not (a batch larger than the pipe while the child is busy) is left to a
+thread of the writer's (:class:`_Writer`). The parent reads answers as their bytes arrive, from
+its event loop when it has one (:meth:`FeatureWorker.fileno`, :meth:`FeatureWorker.ready`), so
 the loop never waits for the child. Replies come back in the order the requests were sent; a
 ring lookup (:meth:`~FeatureWorker.ring_of`, :meth:`~FeatureWorker.ring`) asked while a batch is
 in flight waits behind it.
@@ -36,17 +36,14 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 
 from gnn.features import FeatureState, TxnRow
-from ingest.events import Event
+from ingest.events import decode_events, encode_events
 from serve.heap import HEAP, settle_heap
 
 _EVENTS: Final = b"e"
 """The first byte of a batch of events (other requests are pickled tuples: ``0x80``)."""
-_ENCODE_EVENTS: Final = msgspec.json.Encoder()
-_DECODE_EVENTS: Final = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]
 _FRAME: Final = struct.Struct("!Q")
 """A frame's header: its payload's length."""
 _PIPE_BYTES: Final = 1 << 20
@@ -144,7 +141,7 @@ class _Reader:
     """Frames read from a pipe as their bytes arrive, never waiting unless asked to."""
 
     def __init__(self, fd: int) -> None:
-        self._fd = fd
+        self.fd = fd
         os.set_blocking(fd, False)
         _widen(fd)
         self._buf = bytearray()
@@ -155,7 +152,7 @@ class _Reader:
     def take(self) -> list[bytes]:
         """The frames complete now (reading what the pipe holds)."""
         try:
-            while chunk := os.read(self._fd, _PIPE_BYTES):
+            while chunk := os.read(self.fd, _PIPE_BYTES):
                 self._buf += chunk
             self.closed = True  # end of file: the writer is gone
         except BlockingIOError:
@@ -181,7 +178,7 @@ class _Reader:
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            os.close(self._fd)
+            os.close(self.fd)
 
 
 def _serve(requests: Any, answers: Any, ring_every: int) -> None:  # pragma: no cover - the child
@@ -198,7 +195,7 @@ def _serve(requests: Any, answers: Any, ring_every: int) -> None:  # pragma: no 
         for raw in frames:
             try:
                 if raw[:1] == _EVENTS:
-                    reply: Any = _observe(state, _DECODE_EVENTS.decode(memoryview(raw)[1:]))
+                    reply: Any = _observe(state, decode_events(memoryview(raw)[1:]))
                 else:
                     kind, arg = pickle.loads(raw)  # noqa: S301 - our own parent, a private pipe
                     if kind == "ring_of":
@@ -268,7 +265,7 @@ class FeatureWorker:
 
     def submit(self, events: Sequence[Any]) -> int:
         """Send a batch of events; returns its ticket for :meth:`collect`."""
-        return self._post(_EVENTS + _ENCODE_EVENTS.encode(events))
+        return self._post(_EVENTS + encode_events(events))
 
     def collect(self, ticket: int, n: int) -> Observed:
         """The rows of the batch ``ticket`` (``n`` events), waiting for them if need be."""
@@ -283,7 +280,7 @@ class FeatureWorker:
 
         :meth:`ready` reads them and says whether an answer is complete.
         """
-        return self._in._fd
+        return self._in.fd
 
     def ready(self, ticket: int) -> bool:
         """Whether the answer to ``ticket`` is in (reading what has arrived; never waits)."""

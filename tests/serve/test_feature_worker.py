@@ -67,7 +67,7 @@ def test_events_reach_the_worker_as_they_were_sent_offsets_included(
 ) -> None:
     from datetime import timedelta, timezone
 
-    from serve.feature_worker import _DECODE_EVENTS, _ENCODE_EVENTS
+    from ingest.events import decode_events, encode_events
 
     history, _ = history_and_model
     events = list(history.events[:500])
@@ -77,7 +77,7 @@ def test_events_reach_the_worker_as_they_were_sent_offsets_included(
         **{f: getattr(events[0], f) for f in events[0].__struct_fields__} | {"timestamp": shifted}
     )
     assert {type(e).__name__ for e in events} >= {"Transaction", "Login"}
-    back = _DECODE_EVENTS.decode(_ENCODE_EVENTS.encode(events))
+    back = decode_events(encode_events(events))
     assert [repr(e) for e in back] == [repr(e) for e in events]
     assert back[0].timestamp.utcoffset() == timedelta(hours=5, minutes=30)
 
